@@ -1,0 +1,41 @@
+# Third-party dependencies, all from Debian packages (scripts/setup.sh) or, for LibTorch on a
+# GPU host, from the installed PyTorch (CMAKE_PREFIX_PATH=$(python3 -c 'import torch;
+# print(torch.utils.cmake_prefix_path)')).
+find_package(Threads REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+find_library(SENTENCEPIECE_TRAIN_LIB sentencepiece_train REQUIRED)
+
+# yaml-cpp 0.7 exports the plain `yaml-cpp` target, newer releases yaml-cpp::yaml-cpp.
+if(TARGET yaml-cpp::yaml-cpp)
+  set(GRPO_YAML_TARGET yaml-cpp::yaml-cpp)
+else()
+  set(GRPO_YAML_TARGET yaml-cpp)
+endif()
+
+find_package(Torch REQUIRED)
+# TorchConfig puts its flags (ABI, -D_GLIBCXX_USE_CXX11_ABI) in TORCH_CXX_FLAGS; carry them on
+# an interface target so only the LibTorch layers receive them.
+add_library(grpo_torch INTERFACE)
+target_link_libraries(grpo_torch INTERFACE ${TORCH_LIBRARIES})
+separate_arguments(GRPO_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+target_compile_options(grpo_torch INTERFACE ${GRPO_TORCH_FLAGS})
+# LibTorch's own headers trip -Wpedantic and friends; treat them as system headers.
+get_target_property(_torch_inc torch INTERFACE_INCLUDE_DIRECTORIES)
+if(_torch_inc)
+  target_include_directories(grpo_torch SYSTEM INTERFACE ${_torch_inc})
+endif()
+set(GRPO_TORCH_HAS_CUDA OFF)
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  set(GRPO_TORCH_HAS_CUDA ON)
+endif()
+
+# One precompiled header shared by every LibTorch layer (ATen and torch/nn are the slow part).
+add_library(grpo_torch_pch STATIC ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
+target_link_libraries(grpo_torch_pch PUBLIC grpo_torch PRIVATE grpo_warnings)
+set_target_properties(grpo_torch_pch PROPERTIES POSITION_INDEPENDENT_CODE ON)
+target_precompile_headers(grpo_torch_pch PRIVATE <torch/torch.h>)

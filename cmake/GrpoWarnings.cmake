@@ -1,0 +1,23 @@
+# Warning flags shared by every grpo target; GRPO_WERROR (CI) turns them into errors.
+add_library(grpo_warnings INTERFACE)
+target_compile_options(grpo_warnings INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor>)
+if(GRPO_WERROR)
+  target_compile_options(grpo_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+endif()
+
+# grpo_layer(NAME SOURCES... [TORCH] [DEPS ...]): one static library per layer of
+# docs/architecture.md. TORCH marks the layers allowed to see LibTorch; they get the
+# shared precompiled header so that 2-core builds stay fast.
+function(grpo_layer name)
+  cmake_parse_arguments(L "TORCH" "" "SOURCES;DEPS" ${ARGN})
+  add_library(grpo_${name} STATIC ${L_SOURCES})
+  add_library(grpo::${name} ALIAS grpo_${name})
+  target_include_directories(grpo_${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(grpo_${name} PUBLIC ${L_DEPS} PRIVATE grpo_warnings)
+  set_target_properties(grpo_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(L_TORCH)
+    target_link_libraries(grpo_${name} PUBLIC grpo_torch)
+    target_precompile_headers(grpo_${name} REUSE_FROM grpo_torch_pch)
+  endif()
+endfunction()

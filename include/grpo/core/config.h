@@ -1,0 +1,70 @@
+// The whole run configuration: one typed struct per YAML section, loaded and validated once.
+// Components take their own section; nothing looks keys up by string after loading.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "grpo/core/config/algorithm.h"
+#include "grpo/core/config/checkpoint.h"
+#include "grpo/core/config/data.h"
+#include "grpo/core/config/distributed.h"
+#include "grpo/core/config/logging.h"
+#include "grpo/core/config/model.h"
+#include "grpo/core/config/reward.h"
+#include "grpo/core/config/rollout.h"
+#include "grpo/core/config/tokenizer.h"
+#include "grpo/core/config/trainer.h"
+#include "grpo/core/config_bind.h"
+#include "grpo/core/config_node.h"
+
+namespace grpo::config {
+
+struct Config {
+  ModelConfig model;
+  TokenizerConfig tokenizer;
+  DataConfig data;
+  RolloutConfig rollout;
+  RewardConfig reward;
+  AlgorithmConfig algorithm;
+  TrainerConfig trainer;
+  DistributedConfig distributed;
+  LoggingConfig logging;
+  CheckpointConfig checkpoint;
+
+  template <class V>
+  void visit(V& v) {
+    v("model", model);
+    v("tokenizer", tokenizer);
+    v("data", data);
+    v("rollout", rollout);
+    v("reward", reward);
+    v("algorithm", algorithm);
+    v("trainer", trainer);
+    v("distributed", distributed);
+    v("logging", logging);
+    v("checkpoint", checkpoint);
+  }
+};
+
+// A config together with the merged YAML tree it came from (for locating later errors).
+struct LoadedConfig {
+  Config config;
+  Node tree;
+};
+
+// Loads `path` (resolving extends:), applies `--set` overrides in order, and validates.
+// Throws grpo::Error (config or usage) naming file:line, the key path and what was expected.
+LoadedConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Same from YAML text (tests, embedded defaults); `source` names it in errors.
+LoadedConfig parse_config(const std::string& yaml, const std::string& source,
+                          const std::vector<std::string>& overrides = {});
+
+// The fully resolved config (every key, defaults included) as YAML.
+std::string to_yaml(const Config& config);
+
+// A stable hash of the resolved config (hex), to detect ranks or resumes with different configs.
+std::string config_hash(const Config& config);
+
+}  // namespace grpo::config

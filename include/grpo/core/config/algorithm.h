@@ -1,0 +1,86 @@
+// `algorithm:` section: advantage estimator, clipped objective, KL penalty, loss aggregation.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "grpo/core/config_bind.h"
+
+namespace grpo::config {
+
+enum class AdvantageEstimator { grpo, drgrpo, rloo, reinforce_pp };
+inline const std::vector<std::pair<AdvantageEstimator, std::string>>& enum_names(
+    AdvantageEstimator) {
+  static const std::vector<std::pair<AdvantageEstimator, std::string>> k{
+      {AdvantageEstimator::grpo, "grpo"},
+      {AdvantageEstimator::drgrpo, "drgrpo"},
+      {AdvantageEstimator::rloo, "rloo"},
+      {AdvantageEstimator::reinforce_pp, "reinforce_pp"}};
+  return k;
+}
+
+enum class StdScaling { group, batch, none };
+inline const std::vector<std::pair<StdScaling, std::string>>& enum_names(StdScaling) {
+  static const std::vector<std::pair<StdScaling, std::string>> k{
+      {StdScaling::group, "group"}, {StdScaling::batch, "batch"}, {StdScaling::none, "none"}};
+  return k;
+}
+
+enum class KlEstimator { k1, k2, k3 };
+inline const std::vector<std::pair<KlEstimator, std::string>>& enum_names(KlEstimator) {
+  static const std::vector<std::pair<KlEstimator, std::string>> k{
+      {KlEstimator::k1, "k1"}, {KlEstimator::k2, "k2"}, {KlEstimator::k3, "k3"}};
+  return k;
+}
+
+enum class LossAggregation { token_mean, seq_mean_token_mean, seq_mean_token_sum_norm };
+inline const std::vector<std::pair<LossAggregation, std::string>>& enum_names(LossAggregation) {
+  static const std::vector<std::pair<LossAggregation, std::string>> k{
+      {LossAggregation::token_mean, "token_mean"},
+      {LossAggregation::seq_mean_token_mean, "seq_mean_token_mean"},
+      {LossAggregation::seq_mean_token_sum_norm, "seq_mean_token_sum_norm"}};
+  return k;
+}
+
+enum class RatioLevel { token, sequence };
+inline const std::vector<std::pair<RatioLevel, std::string>>& enum_names(RatioLevel) {
+  static const std::vector<std::pair<RatioLevel, std::string>> k{
+      {RatioLevel::token, "token"}, {RatioLevel::sequence, "sequence"}};
+  return k;
+}
+
+struct AlgorithmConfig {
+  AdvantageEstimator advantage = AdvantageEstimator::grpo;
+  StdScaling std_scaling = StdScaling::group;
+  double eps_low = 0.2;                // clip range below 1
+  double eps_high = 0.2;               // clip range above 1 (DAPO clip-higher: 0.28)
+  double dual_clip = 0.0;              // c > 1 enables dual clip for negative advantages; 0: off
+  RatioLevel ratio_level = RatioLevel::token;  // sequence: GSPO
+  double beta = 0.001;                 // KL coefficient; 0 skips the reference model entirely
+  KlEstimator kl_estimator = KlEstimator::k3;
+  LossAggregation loss_aggregation = LossAggregation::token_mean;
+  double entropy_coef = 0.0;
+  int mu = 1;                          // policy updates per rollout batch
+
+  template <class V>
+  void visit(V& v) {
+    v("advantage", advantage);
+    v("std_scaling", std_scaling);
+    v("eps_low", eps_low, in_range(0, 1));
+    v("eps_high", eps_high, at_least(0));
+    v("dual_clip", dual_clip, at_least(0));
+    v("ratio_level", ratio_level);
+    v("beta", beta, at_least(0));
+    v("kl_estimator", kl_estimator);
+    v("loss_aggregation", loss_aggregation);
+    v("entropy_coef", entropy_coef);
+    v("mu", mu, at_least(1));
+  }
+  void check(Checker& c) const {
+    c.require(dual_clip == 0.0 || dual_clip > 1.0, "dual_clip",
+              "must be 0 (off) or greater than 1");
+  }
+};
+
+}  // namespace grpo::config

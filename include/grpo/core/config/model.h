@@ -1,0 +1,92 @@
+// `model:` section: which weights to train (an HF folder, or a model built from scratch).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "grpo/core/config_bind.h"
+
+namespace grpo::config {
+
+enum class ModelInit { pretrained, random };
+inline const std::vector<std::pair<ModelInit, std::string>>& enum_names(ModelInit) {
+  static const std::vector<std::pair<ModelInit, std::string>> k{{ModelInit::pretrained, "pretrained"},
+                                                               {ModelInit::random, "random"}};
+  return k;
+}
+
+enum class DType { float32, bfloat16, float16 };
+inline const std::vector<std::pair<DType, std::string>>& enum_names(DType) {
+  static const std::vector<std::pair<DType, std::string>> k{
+      {DType::float32, "float32"}, {DType::bfloat16, "bfloat16"}, {DType::float16, "float16"}};
+  return k;
+}
+
+enum class KernelChoice { automatic, reference };
+inline const std::vector<std::pair<KernelChoice, std::string>>& enum_names(KernelChoice) {
+  static const std::vector<std::pair<KernelChoice, std::string>> k{
+      {KernelChoice::automatic, "auto"}, {KernelChoice::reference, "reference"}};
+  return k;
+}
+
+// Shape of a model built from scratch (`init: random`); mirrors HF config.json names.
+struct ModelArchitecture {
+  std::string model_type = "qwen2";
+  int vocab_size = 0;  // 0: the tokenizer's vocabulary size
+  int hidden_size = 64;
+  int intermediate_size = 256;
+  int num_hidden_layers = 2;
+  int num_attention_heads = 4;
+  int num_key_value_heads = 2;
+  int max_position_embeddings = 1024;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("model_type", model_type, non_empty());
+    v("vocab_size", vocab_size, at_least(0));
+    v("hidden_size", hidden_size, at_least(1));
+    v("intermediate_size", intermediate_size, at_least(1));
+    v("num_hidden_layers", num_hidden_layers, at_least(1));
+    v("num_attention_heads", num_attention_heads, at_least(1));
+    v("num_key_value_heads", num_key_value_heads, at_least(1));
+    v("max_position_embeddings", max_position_embeddings, at_least(1));
+    v("rope_theta", rope_theta, greater_than(0));
+    v("rms_norm_eps", rms_norm_eps, greater_than(0));
+    v("tie_word_embeddings", tie_word_embeddings);
+  }
+  void check(Checker& c) const {
+    c.require(hidden_size % num_attention_heads == 0, "num_attention_heads",
+              "must divide hidden_size (" + std::to_string(hidden_size) + ")");
+    c.require(num_attention_heads % num_key_value_heads == 0, "num_key_value_heads",
+              "must divide num_attention_heads (" + std::to_string(num_attention_heads) + ")");
+  }
+};
+
+struct ModelConfig {
+  std::string path;                         // HF folder (config.json + *.safetensors)
+  ModelInit init = ModelInit::pretrained;   // random: build `architecture` from `seed`
+  DType dtype = DType::float32;             // parameter and compute dtype
+  KernelChoice kernels = KernelChoice::automatic;
+  int seed = 0;
+  ModelArchitecture architecture;
+
+  template <class V>
+  void visit(V& v) {
+    v("path", path);
+    v("init", init);
+    v("dtype", dtype);
+    v("kernels", kernels);
+    v("seed", seed, at_least(0));
+    v("architecture", architecture);
+  }
+  void check(Checker& c) const {
+    c.require(init == ModelInit::random || !path.empty(), "path",
+              "is required when init is pretrained (or set init: random)");
+  }
+};
+
+}  // namespace grpo::config

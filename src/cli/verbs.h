@@ -1,0 +1,14 @@
+// Each `grpo <verb>` lives in its own src/cli/<verb>.cpp and registers itself on the app here.
+// A verb's callback throws grpo::Error on failure; main() maps it to one line and an exit code.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace grpo::cli {
+
+void add_version_verb(CLI::App& app);
+void add_config_verb(CLI::App& app);
+
+}  // namespace grpo::cli

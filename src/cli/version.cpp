@@ -1,0 +1,28 @@
+// `grpo version`: the grpo version, the LibTorch it was built against, and whether CUDA is
+// compiled in and usable right now.
+#include <CLI/CLI.hpp>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <cstdio>
+
+#include "verbs.h"
+
+namespace grpo::cli {
+
+void add_version_verb(CLI::App& app) {
+  auto* cmd = app.add_subcommand("version", "Print versions, build options and CUDA availability");
+  cmd->callback([] {
+    const bool cuda = torch::cuda::is_available();
+    std::printf("grpo %s\n", GRPO_VERSION);
+    std::printf("libtorch %s\n", TORCH_VERSION);
+    std::printf("build type: %s\n", GRPO_BUILD_TYPE);
+    std::printf("cuda kernels compiled: %s, linked: %s\n", GRPO_KERNELS_COMPILED ? "yes" : "no",
+                GRPO_KERNELS_LINKED ? "yes" : "no");
+    std::printf("cuda available: %s", cuda ? "yes" : "no");
+    if (cuda) std::printf(" (%zu device(s))", torch::cuda::device_count());
+    std::printf("\n");
+  });
+}
+
+}  // namespace grpo::cli
