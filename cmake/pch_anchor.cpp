@@ -1,1 +1,2 @@
-// Anchor translation unit for the shared LibTorch precompiled header (cmake/GrpoDependencies.cmake).
+// Anchor translation unit for the shared LibTorch precompiled header
+// (cmake/GrpoDependencies.cmake).

@@ -1,7 +1,7 @@
 // grpo: the command-line entry point. Parses the verb, runs it, and turns any exception into one
 // line on stderr with exit code 2 (usage or config) or 1 (runtime).
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>

@@ -1,8 +1,8 @@
 // `grpo version`: the grpo version, the LibTorch it was built against, and whether CUDA is
 // compiled in and usable right now.
-#include <CLI/CLI.hpp>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 

@@ -44,9 +44,9 @@ Node& Node::set(const std::string& key, Node value) {
 }
 
 void Node::erase(std::string_view key) {
-  fields.erase(std::remove_if(fields.begin(), fields.end(),
-                              [&](const auto& kv) { return kv.first == key; }),
-               fields.end());
+  fields.erase(
+      std::remove_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == key; }),
+      fields.end());
 }
 
 std::string Node::brief() const {
@@ -186,8 +186,8 @@ void merge(Node& base, const Node& over) {
 
 void apply_override(Node& root, const std::string& assignment) {
   auto eq = assignment.find('=');
-  GRPO_CHECK_KIND(usage, eq != std::string::npos && eq > 0,
-                  "--set expects key.path=value, got '", assignment, "'");
+  GRPO_CHECK_KIND(usage, eq != std::string::npos && eq > 0, "--set expects key.path=value, got '",
+                  assignment, "'");
   std::string key = assignment.substr(0, eq);
   std::string source = "--set " + assignment;
   Node value = parse_yaml(assignment.substr(eq + 1), source);

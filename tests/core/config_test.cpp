@@ -19,9 +19,10 @@ const char* kMinimal = "model:\n  init: random\n";
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("grpo_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-             "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path_ =
+        fs::temp_directory_path() /
+        ("grpo_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -70,8 +71,8 @@ TEST_P(MalformedConfig, ErrorNamesKeyAndExpectation) {
   const Malformed& m = GetParam();
   std::string message = error_of(m.yaml, m.overrides);
   ASSERT_FALSE(message.empty()) << "config was accepted:\n" << m.yaml;
-  for (const auto& part : m.expected) EXPECT_NE(message.find(part), std::string::npos)
-      << "missing '" << part << "' in: " << message;
+  for (const auto& part : m.expected)
+    EXPECT_NE(message.find(part), std::string::npos) << "missing '" << part << "' in: " << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << "one line expected: " << message;
 }
 
@@ -80,34 +81,60 @@ std::string with(const std::string& extra) { return std::string(kMinimal) + extr
 INSTANTIATE_TEST_SUITE_P(
     Config, MalformedConfig,
     ::testing::Values(
-        Malformed{"wrong_type_number", with("trainer:\n  lr: abc\n"), {},
+        Malformed{"wrong_type_number",
+                  with("trainer:\n  lr: abc\n"),
+                  {},
                   {"test.yaml:4:7", "trainer.lr", "'abc'", "expected a finite number"}},
-        Malformed{"wrong_type_integer", with("rollout:\n  n: 2.5\n"), {},
+        Malformed{"wrong_type_integer",
+                  with("rollout:\n  n: 2.5\n"),
+                  {},
                   {"test.yaml:4:6", "rollout.n", "expected an integer"}},
-        Malformed{"wrong_type_bool", with("trainer:\n  deterministic: maybe\n"), {},
+        Malformed{"wrong_type_bool",
+                  with("trainer:\n  deterministic: maybe\n"),
+                  {},
                   {"trainer.deterministic", "expected true or false"}},
-        Malformed{"unknown_top_level_key", with("trainr:\n  steps: 3\n"), {},
+        Malformed{"unknown_top_level_key",
+                  with("trainr:\n  steps: 3\n"),
+                  {},
                   {"test.yaml:3:1", "unknown key 'trainr'", "did you mean 'trainer'?"}},
-        Malformed{"unknown_nested_key", with("algorithm:\n  eps_hgih: 0.28\n"), {},
+        Malformed{"unknown_nested_key",
+                  with("algorithm:\n  eps_hgih: 0.28\n"),
+                  {},
                   {"test.yaml:4:3", "unknown key 'algorithm.eps_hgih'",
                    "did you mean 'algorithm.eps_high'?"}},
-        Malformed{"unknown_key_without_suggestion", with("algorithm:\n  zzzzzz: 1\n"), {},
+        Malformed{"unknown_key_without_suggestion",
+                  with("algorithm:\n  zzzzzz: 1\n"),
+                  {},
                   {"unknown key 'algorithm.zzzzzz'"}},
-        Malformed{"bad_enum", with("algorithm:\n  kl_estimator: k4\n"), {},
+        Malformed{"bad_enum",
+                  with("algorithm:\n  kl_estimator: k4\n"),
+                  {},
                   {"algorithm.kl_estimator", "'k4'", "expected one of: k1, k2, k3"}},
-        Malformed{"bad_enum_with_suggestion", with("algorithm:\n  advantage: grop\n"), {},
+        Malformed{"bad_enum_with_suggestion",
+                  with("algorithm:\n  advantage: grop\n"),
+                  {},
                   {"algorithm.advantage", "did you mean 'grpo'?"}},
-        Malformed{"out_of_range_probability", with("rollout:\n  top_p: 1.5\n"), {},
+        Malformed{"out_of_range_probability",
+                  with("rollout:\n  top_p: 1.5\n"),
+                  {},
                   {"rollout.top_p", "'1.5'", "a number in [0.0, 1.0]"}},
-        Malformed{"out_of_range_count", with("rollout:\n  n: 0\n"), {},
-                  {"rollout.n", "a number >= 1.0"}},
-        Malformed{"negative_temperature", with("rollout:\n  temperature: -1\n"), {},
+        Malformed{
+            "out_of_range_count", with("rollout:\n  n: 0\n"), {}, {"rollout.n", "a number >= 1.0"}},
+        Malformed{"negative_temperature",
+                  with("rollout:\n  temperature: -1\n"),
+                  {},
                   {"rollout.temperature", "a number >= 0.0"}},
-        Malformed{"integer_overflow", with("rollout:\n  n: 99999999999\n"), {},
+        Malformed{"integer_overflow",
+                  with("rollout:\n  n: 99999999999\n"),
+                  {},
                   {"rollout.n", "out of range"}},
-        Malformed{"cross_field_dual_clip", with("algorithm:\n  dual_clip: 0.5\n"), {},
+        Malformed{"cross_field_dual_clip",
+                  with("algorithm:\n  dual_clip: 0.5\n"),
+                  {},
                   {"test.yaml:4:14", "algorithm.dual_clip", "greater than 1"}},
-        Malformed{"missing_model_path", "model:\n  dtype: bfloat16\n", {},
+        Malformed{"missing_model_path",
+                  "model:\n  dtype: bfloat16\n",
+                  {},
                   {"model.path", "required when init is pretrained"}},
         Malformed{"heads_not_divisible",
                   "model:\n  init: random\n  architecture:\n    num_attention_heads: 4\n"
@@ -115,34 +142,56 @@ INSTANTIATE_TEST_SUITE_P(
                   {},
                   {"test.yaml:5:26", "model.architecture.num_key_value_heads"}},
         Malformed{"custom_template_without_prompt",
-                  with("tokenizer:\n  template: custom\n  custom_template: 'Q: A:'\n"), {},
+                  with("tokenizer:\n  template: custom\n  custom_template: 'Q: A:'\n"),
+                  {},
                   {"tokenizer.custom_template", "{prompt}"}},
-        Malformed{"bad_log_level", with("logging:\n  level: loud\n"), {},
+        Malformed{"bad_log_level",
+                  with("logging:\n  level: loud\n"),
+                  {},
                   {"logging.level", "one of: trace debug info warn error off"}},
-        Malformed{"section_not_a_map", with("trainer: 5\n"), {},
-                  {"trainer", "expected a map of keys"}},
-        Malformed{"scalar_for_list", with("data:\n  train_files: a.jsonl\n"), {},
+        Malformed{
+            "section_not_a_map", with("trainer: 5\n"), {}, {"trainer", "expected a map of keys"}},
+        Malformed{"scalar_for_list",
+                  with("data:\n  train_files: a.jsonl\n"),
+                  {},
                   {"data.train_files", "expected a list"}},
-        Malformed{"reward_name_missing", with("reward:\n  functions:\n    - weight: 2\n"), {},
+        Malformed{"reward_name_missing",
+                  with("reward:\n  functions:\n    - weight: 2\n"),
+                  {},
                   {"reward.functions[0].name", "is required"}},
         Malformed{"reward_unknown_field",
-                  with("reward:\n  functions:\n    - name: math_boxed\n      wieght: 2\n"), {},
+                  with("reward:\n  functions:\n    - name: math_boxed\n      wieght: 2\n"),
+                  {},
                   {"test.yaml:6:7", "unknown key 'reward.functions[0].wieght'",
                    "did you mean 'reward.functions[0].weight'?"}},
-        Malformed{"yaml_syntax_error", "model:\n  init: random\ntrainer: {lr: 1\n", {},
+        Malformed{"yaml_syntax_error",
+                  "model:\n  init: random\ntrainer: {lr: 1\n",
+                  {},
                   {"test.yaml:", "YAML syntax error"}},
-        Malformed{"duplicate_key", "model:\n  init: random\n  init: pretrained\n", {},
+        Malformed{"duplicate_key",
+                  "model:\n  init: random\n  init: pretrained\n",
+                  {},
                   {"test.yaml:3:3", "duplicate key 'init'"}},
-        Malformed{"override_bad_value", kMinimal, {"trainer.lr=-1"},
+        Malformed{"override_bad_value",
+                  kMinimal,
+                  {"trainer.lr=-1"},
                   {"--set trainer.lr=-1", "trainer.lr", "a number > 0.0"}},
-        Malformed{"override_unknown_key", kMinimal, {"trainer.lrr=1e-6"},
+        Malformed{"override_unknown_key",
+                  kMinimal,
+                  {"trainer.lrr=1e-6"},
                   {"unknown key 'trainer.lrr'", "did you mean 'trainer.lr'?"}},
-        Malformed{"override_without_equals", kMinimal, {"trainer.lr"},
+        Malformed{"override_without_equals",
+                  kMinimal,
+                  {"trainer.lr"},
                   {"--set expects key.path=value", "'trainer.lr'"}},
-        Malformed{"override_into_scalar", kMinimal, {"model.init.x=1"},
+        Malformed{"override_into_scalar",
+                  kMinimal,
+                  {"model.init.x=1"},
                   {"'model.init.x=1'", "'x' is inside a value that is not a map"}},
-        Malformed{"override_bad_index", with("data:\n  train_files: [a]\n"),
-                  {"data.train_files.3=b"}, {"'3' is not an index of a list of 1 items"}}),
+        Malformed{"override_bad_index",
+                  with("data:\n  train_files: [a]\n"),
+                  {"data.train_files.3=b"},
+                  {"'3' is not an index of a list of 1 items"}}),
     [](const ::testing::TestParamInfo<Malformed>& p) { return std::string(p.param.name); });
 
 TEST(Config, ErrorKinds) {
@@ -192,9 +241,10 @@ TEST(Config, OverridesApplyInOrderAndReachLists) {
 
 TEST(Config, ExtendsDeepMergesAndChildWins) {
   TempDir dir;
-  dir.write("base.yaml",
-            "model:\n  init: random\n  architecture:\n    hidden_size: 32\n    "
-            "num_attention_heads: 2\n    num_key_value_heads: 1\ntrainer:\n  lr: 1e-5\n  steps: 7\n");
+  dir.write(
+      "base.yaml",
+      "model:\n  init: random\n  architecture:\n    hidden_size: 32\n    "
+      "num_attention_heads: 2\n    num_key_value_heads: 1\ntrainer:\n  lr: 1e-5\n  steps: 7\n");
   std::string child = dir.write("child.yaml", "extends: base.yaml\ntrainer:\n  lr: 2e-5\n");
   Config c = load_config(child).config;
   EXPECT_DOUBLE_EQ(c.trainer.lr, 2e-5);  // child wins

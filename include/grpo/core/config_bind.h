@@ -1,6 +1,7 @@
 // Typed binding between config::Node trees and plain structs. A struct lists its keys once:
 //
-//   template <class V> void visit(V& v) { v("lr", lr, config::greater_than(0.0)); v("name", name); }
+//   template <class V> void visit(V& v) { v("lr", lr, config::greater_than(0.0)); v("name", name);
+//   }
 //
 // and config::bind() reads it (types, ranges, enums, unknown keys with a did-you-mean),
 // config::to_node() writes it back, and config::list_keys() enumerates its key paths (the
@@ -24,30 +25,40 @@ namespace grpo::config {
 struct AtLeast {
   double bound;
   template <class T>
-  bool ok(const T& v) const { return static_cast<double>(v) >= bound; }
+  bool ok(const T& v) const {
+    return static_cast<double>(v) >= bound;
+  }
   std::string expected() const;
 };
 struct AtMost {
   double bound;
   template <class T>
-  bool ok(const T& v) const { return static_cast<double>(v) <= bound; }
+  bool ok(const T& v) const {
+    return static_cast<double>(v) <= bound;
+  }
   std::string expected() const;
 };
 struct GreaterThan {
   double bound;
   template <class T>
-  bool ok(const T& v) const { return static_cast<double>(v) > bound; }
+  bool ok(const T& v) const {
+    return static_cast<double>(v) > bound;
+  }
   std::string expected() const;
 };
 struct InRange {
   double lo, hi;
   template <class T>
-  bool ok(const T& v) const { return static_cast<double>(v) >= lo && static_cast<double>(v) <= hi; }
+  bool ok(const T& v) const {
+    return static_cast<double>(v) >= lo && static_cast<double>(v) <= hi;
+  }
   std::string expected() const;
 };
 struct NonEmpty {
   template <class T>
-  bool ok(const T& v) const { return !v.empty(); }
+  bool ok(const T& v) const {
+    return !v.empty();
+  }
   std::string expected() const { return "a non-empty value"; }
 };
 struct OneOf {
@@ -82,13 +93,12 @@ struct has_visit<T, std::void_t<decltype(std::declval<T&>().visit(std::declval<P
 template <class E, class = void>
 struct has_enum_names : std::false_type {};
 template <class E>
-struct has_enum_names<E, std::void_t<decltype(enum_names(std::declval<E>()))>> : std::true_type {
-};
+struct has_enum_names<E, std::void_t<decltype(enum_names(std::declval<E>()))>> : std::true_type {};
 template <class T, class = void>
 struct has_check : std::false_type {};
 template <class T>
-struct has_check<T, std::void_t<decltype(std::declval<const T&>().check(
-                        std::declval<Checker&>()))>> : std::true_type {};
+struct has_check<T, std::void_t<decltype(std::declval<const T&>().check(std::declval<Checker&>()))>>
+    : std::true_type {};
 template <class T>
 struct is_vector : std::false_type {};
 template <class T>
@@ -140,7 +150,8 @@ class Reader {
  private:
   template <class Check, class T>
   static void apply(const Check& check, const T& value, const Node& node, const std::string& p) {
-    if (!check.ok(value)) fail(node.loc, p, "got " + node.brief() + ", expected " + check.expected());
+    if (!check.ok(value))
+      fail(node.loc, p, "got " + node.brief() + ", expected " + check.expected());
   }
   const Node& node_;
   std::string path_;
@@ -161,7 +172,8 @@ void read_value(const Node& node, T& out, const std::string& path) {
   } else if constexpr (std::is_integral_v<T>) {
     long long v = parse_int(node, path);
     if (v < static_cast<long long>(std::numeric_limits<T>::min()) ||
-        static_cast<unsigned long long>(v) > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
+        static_cast<unsigned long long>(v) >
+            static_cast<unsigned long long>(std::numeric_limits<T>::max()))
       fail(node.loc, path, "got " + node.brief() + ", which is out of range for this integer");
     out = static_cast<T>(v);
   } else if constexpr (std::is_floating_point_v<T>) {

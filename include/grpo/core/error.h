@@ -46,24 +46,24 @@ std::string concat(Args&&... args) {
 }  // namespace grpo
 
 // GRPO_CHECK(cond, "message ", value, ...): throws grpo::Error (runtime) when cond is false.
-#define GRPO_CHECK(cond, ...)                                                                \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
+#define GRPO_CHECK(cond, ...)                                                              \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
       throw ::grpo::Error(::grpo::detail::concat(__VA_ARGS__), ::grpo::ErrorKind::runtime, \
-                          __FILE__, __LINE__, #cond);                                        \
-    }                                                                                        \
+                          __FILE__, __LINE__, #cond);                                      \
+    }                                                                                      \
   } while (0)
 
 // GRPO_CHECK_KIND(kind, cond, ...): the same with an explicit ErrorKind (usage, config).
-#define GRPO_CHECK_KIND(kind, cond, ...)                                                    \
-  do {                                                                                      \
-    if (!(cond)) {                                                                          \
-      throw ::grpo::Error(::grpo::detail::concat(__VA_ARGS__), ::grpo::ErrorKind::kind,   \
-                          __FILE__, __LINE__, #cond);                                       \
-    }                                                                                       \
+#define GRPO_CHECK_KIND(kind, cond, ...)                                                          \
+  do {                                                                                            \
+    if (!(cond)) {                                                                                \
+      throw ::grpo::Error(::grpo::detail::concat(__VA_ARGS__), ::grpo::ErrorKind::kind, __FILE__, \
+                          __LINE__, #cond);                                                       \
+    }                                                                                             \
   } while (0)
 
 // GRPO_FAIL(...): unconditional runtime error.
-#define GRPO_FAIL(...)                                                                        \
+#define GRPO_FAIL(...)                                                                           \
   throw ::grpo::Error(::grpo::detail::concat(__VA_ARGS__), ::grpo::ErrorKind::runtime, __FILE__, \
                       __LINE__, "")

@@ -14,7 +14,7 @@ struct Sample {
   std::string prompt;      // the rendered prompt text (after the template)
   std::string completion;  // the decoded completion text
   std::string answer;      // gold answer (math), empty when the dataset has none
-  nlohmann::json tests;    // code tests: [{"input","output"}...] or {"prefix","check","entry_point"}
+  nlohmann::json tests;  // code tests: [{"input","output"}...] or {"prefix","check","entry_point"}
 };
 
 // The score of one function on one sample plus its details for metrics and `grpo reward`

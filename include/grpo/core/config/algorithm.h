@@ -53,15 +53,15 @@ inline const std::vector<std::pair<RatioLevel, std::string>>& enum_names(RatioLe
 struct AlgorithmConfig {
   AdvantageEstimator advantage = AdvantageEstimator::grpo;
   StdScaling std_scaling = StdScaling::group;
-  double eps_low = 0.2;                // clip range below 1
-  double eps_high = 0.2;               // clip range above 1 (DAPO clip-higher: 0.28)
-  double dual_clip = 0.0;              // c > 1 enables dual clip for negative advantages; 0: off
+  double eps_low = 0.2;    // clip range below 1
+  double eps_high = 0.2;   // clip range above 1 (DAPO clip-higher: 0.28)
+  double dual_clip = 0.0;  // c > 1 enables dual clip for negative advantages; 0: off
   RatioLevel ratio_level = RatioLevel::token;  // sequence: GSPO
-  double beta = 0.001;                 // KL coefficient; 0 skips the reference model entirely
+  double beta = 0.001;  // KL coefficient; 0 skips the reference model entirely
   KlEstimator kl_estimator = KlEstimator::k3;
   LossAggregation loss_aggregation = LossAggregation::token_mean;
   double entropy_coef = 0.0;
-  int mu = 1;                          // policy updates per rollout batch
+  int mu = 1;  // policy updates per rollout batch
 
   template <class V>
   void visit(V& v) {

@@ -6,8 +6,8 @@
 namespace grpo::config {
 
 struct CheckpointConfig {
-  int every = 50;       // steps between checkpoints; 0: only at the end
-  int keep_last = 3;    // older checkpoints are deleted once a newer one is complete
+  int every = 50;     // steps between checkpoints; 0: only at the end
+  int keep_last = 3;  // older checkpoints are deleted once a newer one is complete
   bool save_final = true;
 
   template <class V>

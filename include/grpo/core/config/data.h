@@ -11,11 +11,11 @@ namespace grpo::config {
 struct DataConfig {
   std::vector<std::string> train_files;  // JSONL, one prompt per line
   std::string prompt_field = "prompt";
-  std::string answer_field = "answer";   // gold answer for math rewards
-  std::string tests_field = "tests";     // test cases for code rewards
+  std::string answer_field = "answer";  // gold answer for math rewards
+  std::string tests_field = "tests";    // test cases for code rewards
   bool shuffle = true;
   int seed = 0;
-  int max_prompt_tokens = 512;           // longer prompts are an error, never silently cut
+  int max_prompt_tokens = 512;  // longer prompts are an error, never silently cut
 
   template <class V>
   void visit(V& v) {

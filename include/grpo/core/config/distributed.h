@@ -18,9 +18,9 @@ inline const std::vector<std::pair<DistBackend, std::string>>& enum_names(DistBa
 
 struct DistributedConfig {
   DistBackend backend = DistBackend::automatic;  // auto: nccl for CUDA, gloo for CPU
-  double timeout_s = 600;                         // a collective that takes longer is an error
-  double bucket_mb = 25;                          // gradient all-reduce bucket size
-  int param_check_every = 0;                      // steps between parameter checksums; 0: start only
+  double timeout_s = 600;                        // a collective that takes longer is an error
+  double bucket_mb = 25;                         // gradient all-reduce bucket size
+  int param_check_every = 0;                     // steps between parameter checksums; 0: start only
 
   template <class V>
   void visit(V& v) {

@@ -12,8 +12,8 @@ struct LoggingConfig {
   std::string level = "info";  // trace, debug, info, warn, error, off
   bool tensorboard = true;     // write an event file into the run directory
   int samples_per_step = 4;    // completions written to samples.jsonl each step
-  std::vector<std::string> reflection_words{"wait", "verify", "check", "re-evaluate",
-                                            "recheck", "double-check"};
+  std::vector<std::string> reflection_words{"wait",        "verify",  "check",
+                                            "re-evaluate", "recheck", "double-check"};
 
   template <class V>
   void visit(V& v) {

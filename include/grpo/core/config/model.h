@@ -11,8 +11,8 @@ namespace grpo::config {
 
 enum class ModelInit { pretrained, random };
 inline const std::vector<std::pair<ModelInit, std::string>>& enum_names(ModelInit) {
-  static const std::vector<std::pair<ModelInit, std::string>> k{{ModelInit::pretrained, "pretrained"},
-                                                               {ModelInit::random, "random"}};
+  static const std::vector<std::pair<ModelInit, std::string>> k{
+      {ModelInit::pretrained, "pretrained"}, {ModelInit::random, "random"}};
   return k;
 }
 
@@ -67,9 +67,9 @@ struct ModelArchitecture {
 };
 
 struct ModelConfig {
-  std::string path;                         // HF folder (config.json + *.safetensors)
-  ModelInit init = ModelInit::pretrained;   // random: build `architecture` from `seed`
-  DType dtype = DType::float32;             // parameter and compute dtype
+  std::string path;                        // HF folder (config.json + *.safetensors)
+  ModelInit init = ModelInit::pretrained;  // random: build `architecture` from `seed`
+  DType dtype = DType::float32;            // parameter and compute dtype
   KernelChoice kernels = KernelChoice::automatic;
   int seed = 0;
   ModelArchitecture architecture;

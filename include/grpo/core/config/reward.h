@@ -10,9 +10,9 @@
 namespace grpo::config {
 
 struct RewardFunctionConfig {
-  std::string name;      // math_boxed, format_think_answer, code_tests, external, ...
+  std::string name;  // math_boxed, format_think_answer, code_tests, external, ...
   double weight = 1.0;
-  Node options;          // function-specific; validated by the reward layer
+  Node options;  // function-specific; validated by the reward layer
 
   template <class V>
   void visit(V& v) {
@@ -21,7 +21,8 @@ struct RewardFunctionConfig {
     v("options", options);
   }
   void check(Checker& c) const {
-    c.require(!name.empty(), "name", "is required: the reward function to use (see docs/rewards.md)");
+    c.require(!name.empty(), "name",
+              "is required: the reward function to use (see docs/rewards.md)");
   }
 };
 

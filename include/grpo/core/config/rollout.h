@@ -9,14 +9,14 @@
 namespace grpo::config {
 
 struct RolloutConfig {
-  int n = 8;                     // G, completions per prompt
+  int n = 8;  // G, completions per prompt
   int max_new_tokens = 512;
-  double temperature = 1.0;      // 0: greedy
+  double temperature = 1.0;  // 0: greedy
   double top_p = 1.0;
-  int top_k = 0;                 // 0: off
+  int top_k = 0;  // 0: off
   double min_p = 0.0;
   std::vector<std::string> stop;  // stop strings, matched on decoded text
-  int max_tokens_in_flight = 0;  // cap on prompt+generated tokens held at once; 0: no cap
+  int max_tokens_in_flight = 0;   // cap on prompt+generated tokens held at once; 0: no cap
 
   template <class V>
   void visit(V& v) {

@@ -8,10 +8,10 @@
 namespace grpo::config {
 
 struct TokenizerConfig {
-  std::string path;                // tokenizer folder; empty: the model's folder
+  std::string path;                       // tokenizer folder; empty: the model's folder
   std::string template_name = "r1_zero";  // r1_zero, plain, chatml, llama3, or custom
-  std::string custom_template;     // used when template is custom; must contain {prompt}
-  std::string system;              // text substituted for {system}
+  std::string custom_template;            // used when template is custom; must contain {prompt}
+  std::string system;                     // text substituted for {system}
 
   template <class V>
   void visit(V& v) {

@@ -11,8 +11,8 @@ namespace grpo::config {
 
 enum class LrSchedule { constant, cosine };
 inline const std::vector<std::pair<LrSchedule, std::string>>& enum_names(LrSchedule) {
-  static const std::vector<std::pair<LrSchedule, std::string>> k{
-      {LrSchedule::constant, "constant"}, {LrSchedule::cosine, "cosine"}};
+  static const std::vector<std::pair<LrSchedule, std::string>> k{{LrSchedule::constant, "constant"},
+                                                                 {LrSchedule::cosine, "cosine"}};
   return k;
 }
 
@@ -25,9 +25,9 @@ inline const std::vector<std::pair<Device, std::string>>& enum_names(Device) {
 
 struct TrainerConfig {
   int steps = 100;
-  int prompts_per_step = 8;     // per step across all ranks
-  int minibatch_size = 0;       // completions per optimizer step; 0: the whole rollout batch
-  int micro_batch_size = 0;     // completions per forward/backward; 0: the minibatch
+  int prompts_per_step = 8;  // per step across all ranks
+  int minibatch_size = 0;    // completions per optimizer step; 0: the whole rollout batch
+  int micro_batch_size = 0;  // completions per forward/backward; 0: the minibatch
   double lr = 1e-6;
   double weight_decay = 0.0;
   double adam_beta1 = 0.9;
@@ -35,10 +35,10 @@ struct TrainerConfig {
   double adam_eps = 1e-8;
   int warmup_steps = 0;
   LrSchedule lr_schedule = LrSchedule::constant;
-  double max_grad_norm = 1.0;   // 0: no clipping
+  double max_grad_norm = 1.0;  // 0: no clipping
   int seed = 42;
   Device device = Device::automatic;
-  bool deterministic = false;   // bit-reproducible kernels where LibTorch offers them
+  bool deterministic = false;  // bit-reproducible kernels where LibTorch offers them
 
   template <class V>
   void visit(V& v) {
@@ -59,9 +59,9 @@ struct TrainerConfig {
     v("deterministic", deterministic);
   }
   void check(Checker& c) const {
-    c.require(micro_batch_size == 0 || minibatch_size == 0 || minibatch_size % micro_batch_size == 0,
-              "micro_batch_size",
-              "must divide minibatch_size (" + std::to_string(minibatch_size) + ")");
+    c.require(
+        micro_batch_size == 0 || minibatch_size == 0 || minibatch_size % micro_batch_size == 0,
+        "micro_batch_size", "must divide minibatch_size (" + std::to_string(minibatch_size) + ")");
   }
 };
 
