@@ -1,0 +1,89 @@
+// The foundation verbs end to end through the grpo executable: exit codes (0 ok, 2 usage or
+// config error), one-line errors, every shipped config valid, `config show` round-tripping.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "support/run_cli.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using grpo::testing::run_cli;
+using grpo::testing::shell_quote;
+
+std::string temp_file(const std::string& name, const std::string& text) {
+  fs::path p = fs::temp_directory_path() / ("grpo_cli_" + std::to_string(getpid()) + "_" + name);
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+TEST(Cli, VersionReportsLibtorchAndCuda) {
+  auto r = run_cli("version");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("grpo 0."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("libtorch "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cuda available: "), std::string::npos) << r.out;
+}
+
+TEST(Cli, EveryShippedConfigChecks) {
+  int checked = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(std::string(GRPO_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    auto r = run_cli("config check " + shell_quote(entry.path().string()));
+    EXPECT_EQ(r.exit_code, 0) << entry.path() << ": " << r.err;
+    EXPECT_NE(r.out.find(": ok (config hash "), std::string::npos) << r.out;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << "no configs found";
+}
+
+TEST(Cli, MalformedConfigExitsTwoWithOneLine) {
+  std::string path = temp_file("bad.yaml", "model:\n  init: random\nrollout:\n  top_p: 3\n");
+  auto r = run_cli("config check " + shell_quote(path));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find(":4:10: rollout.top_p: got '3', expected a number in [0.0, 1.0]"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  fs::remove(path);
+}
+
+TEST(Cli, MissingFileAndBadUsageExitTwo) {
+  EXPECT_EQ(run_cli("config check /nonexistent/grpo.yaml").exit_code, 2);
+  EXPECT_EQ(run_cli("no-such-verb").exit_code, 2);
+  EXPECT_EQ(run_cli("config").exit_code, 2);
+  EXPECT_EQ(run_cli("--log-level loud version").exit_code, 2);
+  std::string path = temp_file("ok.yaml", "model:\n  init: random\n");
+  auto r = run_cli("config check " + shell_quote(path) + " --set trainer.lr");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--set expects key.path=value"), std::string::npos) << r.err;
+  fs::remove(path);
+}
+
+TEST(Cli, ShowResolvesOverridesAndRoundTrips) {
+  std::string path = temp_file("show.yaml", "model:\n  init: random\n");
+  auto r = run_cli("config show " + shell_quote(path) +
+                   " --set trainer.lr=2e-6 --set algorithm.kl_estimator=k1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("lr: 2e-06"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kl_estimator: k1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reflection_words:"), std::string::npos) << r.out;  // defaults filled in
+
+  std::string resolved = temp_file("resolved.yaml", r.out);
+  auto again = run_cli("config show " + shell_quote(resolved));
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, r.out);
+  auto h1 = run_cli("config check " + shell_quote(resolved)).out;
+  auto h2 = run_cli("config check " + shell_quote(path) +
+                    " --set trainer.lr=2e-6 --set algorithm.kl_estimator=k1")
+                .out;
+  EXPECT_EQ(h1.substr(h1.find("hash")), h2.substr(h2.find("hash")));
+  fs::remove(path);
+  fs::remove(resolved);
+}
+
+}  // namespace
