@@ -11,6 +11,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-openmp
   libspdlog-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libsentencepiece-dev libgtest-dev libgmock-dev
+  libpcre2-dev libicu-dev zlib1g-dev
   bubblewrap libseccomp-dev
 )
 
