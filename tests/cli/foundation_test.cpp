@@ -30,7 +30,8 @@ TEST(Cli, VersionReportsLibtorchAndCuda) {
 
 TEST(Cli, EveryShippedConfigChecks) {
   int checked = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(std::string(GRPO_SOURCE_DIR) + "/configs")) {
+  for (const auto& entry :
+       fs::recursive_directory_iterator(std::string(GRPO_SOURCE_DIR) + "/configs")) {
     if (entry.path().extension() != ".yaml") continue;
     auto r = run_cli("config check " + shell_quote(entry.path().string()));
     EXPECT_EQ(r.exit_code, 0) << entry.path() << ": " << r.err;
