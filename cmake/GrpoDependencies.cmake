@@ -1,6 +1,7 @@
 # Third-party dependencies, all from Debian packages (scripts/setup.sh) or, for LibTorch on a
-# GPU host, from the installed PyTorch (CMAKE_PREFIX_PATH=$(python3 -c 'import torch;
-# print(torch.utils.cmake_prefix_path)')).
+# GPU host, from the installed PyTorch: CMAKE_PREFIX_PATH=<the torch package folder>, i.e.
+# $(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))'), which finds both its
+# TorchConfig.cmake (share/cmake) and its libraries (lib).
 find_package(Threads REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
@@ -18,6 +19,17 @@ else()
 endif()
 
 find_package(Torch REQUIRED)
+# Headers of one LibTorch with the libraries of another (e.g. Debian's libtorch.so found before a
+# PyTorch install's) build but crash at run time: refuse, and say how to fix it.
+get_filename_component(_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
+get_filename_component(_torch_lib_dir "${_torch_lib_dir}" REALPATH)
+get_filename_component(_torch_prefix "${TORCH_INSTALL_PREFIX}" REALPATH)
+if(EXISTS "${_torch_prefix}/lib/libtorch.so" AND NOT _torch_lib_dir STREQUAL "${_torch_prefix}/lib")
+  message(FATAL_ERROR "LibTorch headers come from ${_torch_prefix} but libtorch.so from "
+    "${_torch_lib_dir}. Put the torch package folder itself on CMAKE_PREFIX_PATH: "
+    "-DCMAKE_PREFIX_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')")
+endif()
+message(STATUS "grpo: LibTorch ${Torch_VERSION} from ${_torch_lib_dir}")
 # TorchConfig puts its flags (ABI, -D_GLIBCXX_USE_CXX11_ABI) in TORCH_CXX_FLAGS; carry them on
 # an interface target so only the LibTorch layers receive them.
 add_library(grpo_torch INTERFACE)
