@@ -1,0 +1,53 @@
+// Agreement with math-verify on tests/fixtures/reward/math_verify_pairs.jsonl (written by
+// scripts/make_math_fixtures.py with math-verify's verdicts). Every pair must get math-verify's
+// verdict, or be listed with our verdict and the reason in math_verify_exceptions.json.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "grpo/reward/math_answer.h"
+
+namespace grpo::reward {
+namespace {
+
+const std::string kDir = std::string(GRPO_SOURCE_DIR) + "/tests/fixtures/reward/";
+
+TEST(MathAgreement, MatchesMathVerifyOrDocumentedException) {
+  std::ifstream exceptions_file(kDir + "math_verify_exceptions.json");
+  ASSERT_TRUE(exceptions_file) << "missing math_verify_exceptions.json";
+  nlohmann::json exceptions = nlohmann::json::parse(exceptions_file);
+  std::ifstream pairs(kDir + "math_verify_pairs.jsonl");
+  ASSERT_TRUE(pairs) << "missing math_verify_pairs.jsonl (scripts/make_math_fixtures.py)";
+  MathOptions options;
+  int total = 0, agree = 0, true_pairs = 0;
+  std::string line;
+  while (std::getline(pairs, line)) {
+    nlohmann::json row = nlohmann::json::parse(line);
+    std::string gold = row["gold"], pred = row["pred"];
+    bool expected = row["math_verify"];
+    bool ours = math_answers_equal(gold, pred, options);
+    ++total;
+    true_pairs += expected ? 1 : 0;
+    if (ours == expected) {
+      ++agree;
+      continue;
+    }
+    bool documented = false;
+    for (const auto& e : exceptions) {
+      if (e["gold"] == gold && e["pred"] == pred && e["ours"] == ours) documented = true;
+    }
+    EXPECT_TRUE(documented) << "undocumented disagreement: gold '" << gold << "' pred '" << pred
+                            << "': math-verify " << expected << ", ours " << ours;
+  }
+  EXPECT_GE(total, 300);
+  EXPECT_GT(true_pairs, 50);
+  EXPECT_GT(total - true_pairs, 50);
+  std::cout << "math-verify agreement: " << agree << "/" << total << " pairs ("
+            << 100.0 * agree / total << "%), " << total - agree << " documented exceptions\n";
+}
+
+}  // namespace
+}  // namespace grpo::reward
