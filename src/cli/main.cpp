@@ -1,6 +1,5 @@
 // grpo: the command-line entry point. Parses the verb, runs it, and turns any exception into one
 // line on stderr with exit code 2 (usage or config) or 1 (runtime).
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -28,7 +27,8 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const grpo::Error& e) {
     std::fprintf(stderr, "grpo: error: %s\n", e.what());
-    if (e.line() > 0) spdlog::debug("raised at {}:{} ({})", e.file(), e.line(), e.condition());
+    if (e.line() > 0)
+      grpo::log::debug("raised at ", e.file(), ":", e.line(), " (", e.condition(), ")");
     return e.kind() == grpo::ErrorKind::runtime ? 1 : 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "grpo: error: %s\n", e.what());

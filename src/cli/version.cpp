@@ -1,11 +1,10 @@
 // `grpo version`: the grpo version, the LibTorch it was built against, and whether CUDA is
 // compiled in and usable right now.
-#include <torch/cuda.h>
-#include <torch/version.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
+#include "grpo/torch_compat.h"
 #include "verbs.h"
 
 namespace grpo::cli {
@@ -20,7 +19,7 @@ void add_version_verb(CLI::App& app) {
     std::printf("cuda kernels compiled: %s, linked: %s\n", GRPO_KERNELS_COMPILED ? "yes" : "no",
                 GRPO_KERNELS_LINKED ? "yes" : "no");
     std::printf("cuda available: %s", cuda ? "yes" : "no");
-    if (cuda) std::printf(" (%zu device(s))", torch::cuda::device_count());
+    if (cuda) std::printf(" (%lld device(s))", static_cast<long long>(compat::cuda_device_count()));
     std::printf("\n");
   });
 }
