@@ -206,7 +206,8 @@ RunResult Sandbox::run(const RunRequest& req, int slot) const {
     spec.argv.insert(spec.argv.end(), impl_->mount_args.begin(), impl_->mount_args.end());
     spec.argv.insert(spec.argv.end(),
                      {"--dev", "/dev", "--size", std::to_string(options_.tmp_size_mb << 20),
-                      "--tmpfs", "/tmp", "--dir", "/box"});
+                      "--tmpfs", "/tmp", "--size", std::to_string(options_.tmp_size_mb << 20),
+                      "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--dir", "/box"});
     for (const auto& f : req.files) {
       data_fds.push_back(detail::memfd_with("grpo-file", f.contents));
       spec.argv.insert(spec.argv.end(),
