@@ -99,7 +99,7 @@ def inputs(seed):
 
 def load_model(path):
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        path, torch_dtype=torch.float32, attn_implementation="eager")
+        path, dtype=torch.float32, attn_implementation="eager")
     return model.eval()
 
 
@@ -129,8 +129,9 @@ def make_fixture(name, index):
     ids, mask = inputs(index)
     logits = logits_of(load_model(out), ids, mask)
     save_file({"input_ids": ids, "attention_mask": mask, "logits": logits.contiguous()},
-              os.path.join(out, "expected.safetensors"), metadata={"format": "pt"})
-    nparams = sum(p.numel() for p in model.parameters())
+              os.path.join(out, "expected.safetensors"),
+              metadata={"format": "pt", "num_parameters": str(model.num_parameters())})
+    nparams = model.num_parameters()
     print(f"{name}: {nparams} parameters, logits {tuple(logits.shape)}")
 
 

@@ -1,0 +1,170 @@
+// The decoder as LibTorch modules, registered under the Hugging Face weight names
+// (model.layers.N.self_attn.q_proj.weight, ...) so that loading a checkpoint is a lookup by name.
+// RMSNorm, RoPE, attention and MoE dispatch go through the ops layer.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "grpo/model/config.h"
+
+namespace grpo::model {
+
+// Keys and values of every layer for incremental decoding. Preallocated to `capacity`
+// positions; `length` of them are filled. Inference only (writes in place, no autograd).
+class KVCache {
+ public:
+  KVCache(const ModelArch& arch, int64_t batch, int64_t capacity, at::TensorOptions options);
+
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t batch() const { return batch_; }
+  // Keeps the given batch rows, in that order (drop finished sequences, or repeat a prompt's
+  // cache for its G samples). rows (B') int64.
+  void select(const at::Tensor& rows);
+  void reset() { length_ = 0; }
+
+  // For the attention of layer `layer`: writes k, v (B, Hkv, T, D) at [length, length+T) and
+  // returns views of the filled keys and values (B, Hkv, length+T, D). advance() moves length.
+  std::pair<at::Tensor, at::Tensor> append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
+  void advance(int64_t tokens) { length_ += tokens; }
+
+ private:
+  std::vector<at::Tensor> k_, v_;  // per layer (B, Hkv, capacity, D)
+  int64_t batch_, capacity_, length_ = 0;
+};
+
+struct ForwardOptions {
+  KVCache* cache = nullptr;    // when set: the input continues the cached sequence
+  at::Tensor position_ids;     // (B, T) int64; default: cache length + 0..T-1
+  at::Tensor attention_mask;   // (B, past + T) 1 = real token, 0 = padding; default: all real
+  bool router_losses = false;  // compute the MoE load-balancing and z losses
+};
+
+struct ForwardOutput {
+  at::Tensor logits;             // (B, T, V) in the model dtype
+  at::Tensor hidden;             // (B, T, H) final hidden states (after the last norm)
+  at::Tensor aux_loss;           // scalar fp32: aux_coef * balance + z_coef * z (MoE + requested)
+  at::Tensor balance_loss;       // scalar fp32, mean over MoE layers
+  at::Tensor z_loss;             // scalar fp32, mean over MoE layers
+  at::Tensor tokens_per_expert;  // (MoE layers, E) int64: router statistics (MoE only)
+};
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);  // (..., dim)
+
+ private:
+  at::Tensor weight_;  // (dim)
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// SwiGLU MLP: down(silu(gate(x)) * up(x)); the three projections are named as the family
+// names them (gate_proj/up_proj/down_proj, or Mixtral's w1/w3/w2).
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t hidden, int64_t intermediate, bool bias,
+          const std::string& gate_name = "gate_proj", const std::string& up_name = "up_proj",
+          const std::string& down_name = "down_proj");
+  at::Tensor forward(const at::Tensor& x);  // (..., hidden)
+
+ private:
+  torch::nn::Linear gate_{nullptr}, up_{nullptr}, down_{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const ModelArch& arch, int64_t layer);
+  // x (B, T, H); cos/sin (B, T, D); key_mask (B, S) bool or undefined -> (B, T, H).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const at::Tensor& key_mask, KVCache* cache);
+
+ private:
+  int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
+  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  RMSNorm q_norm_{nullptr}, k_norm_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// Per-forward MoE bookkeeping, filled by every MoE layer.
+struct MoeStats {
+  bool want_losses = false;
+  at::Tensor token_mask;                       // (N) bool or undefined
+  std::vector<at::Tensor> balance, z, counts;  // one entry per MoE layer
+};
+
+// "gate": the router's (E, H) projection and, when configured, DeepSeek's per-expert score
+// correction bias (a parameter without gradient: it is adjusted outside the optimizer).
+class RouterImpl : public torch::nn::Module {
+ public:
+  RouterImpl(int64_t num_experts, int64_t hidden, bool correction_bias);
+  at::Tensor weight;           // (E, H)
+  at::Tensor correction_bias;  // (E) fp32, or undefined
+};
+TORCH_MODULE(Router);
+
+// Router + routed experts (+ optional shared expert and its gate).
+class MoeBlockImpl : public torch::nn::Module {
+ public:
+  explicit MoeBlockImpl(const ModelArch& arch);
+  at::Tensor forward(const at::Tensor& x, MoeStats& stats);  // (B, T, H) -> (B, T, H)
+
+ private:
+  ops::RouterParams router_;
+  int64_t num_experts_;
+  Router gate_{nullptr};
+  torch::nn::ModuleList experts_{nullptr};
+  Mlp shared_expert_{nullptr};
+  torch::nn::Linear shared_expert_gate_{nullptr};
+};
+TORCH_MODULE(MoeBlock);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelArch& arch, int64_t layer);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const at::Tensor& key_mask, KVCache* cache, MoeStats& stats);
+
+ private:
+  RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  Attention self_attn_{nullptr};
+  Mlp mlp_{nullptr};
+  MoeBlock moe_{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// "model.*": embeddings, layers, final norm.
+class DecoderImpl : public torch::nn::Module {
+ public:
+  explicit DecoderImpl(const ModelArch& arch);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Decoder);
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  explicit CausalLMImpl(ModelArch arch);
+  // input_ids (B, T) int64.
+  ForwardOutput forward(const at::Tensor& input_ids, const ForwardOptions& options = {});
+  const ModelArch& arch() const { return arch_; }
+  // (V, H): lm_head.weight, or the embedding matrix when tied.
+  at::Tensor output_embedding() const;
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+ private:
+  ModelArch arch_;
+  ops::RopeTable rope_;
+  Decoder model_{nullptr};
+  torch::nn::Linear lm_head_{nullptr};
+};
+TORCH_MODULE(CausalLM);
+
+}  // namespace grpo::model

@@ -1,0 +1,190 @@
+// ATen reference implementations of RMSNorm, RoPE and causal GQA attention (see the headers in
+// include/grpo/ops/). They follow the Hugging Face modelling code's order of operations and
+// dtypes so that fp32 logits agree to rounding and bf16 ones closely.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "grpo/core/error.h"
+#include "grpo/ops/attention.h"
+#include "grpo/ops/rms_norm.h"
+#include "grpo/ops/rope.h"
+
+namespace grpo::ops {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  GRPO_CHECK(x.size(-1) == weight.size(0), "rms_norm: hidden size ", x.size(-1), " but weight has ",
+             weight.size(0));
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+RopeType parse_rope_type(const std::string& name) {
+  if (name == "default") return RopeType::standard;
+  if (name == "linear") return RopeType::linear;
+  if (name == "llama3") return RopeType::llama3;
+  if (name == "yarn") return RopeType::yarn;
+  GRPO_CHECK_KIND(config, false, "unsupported rope type '", name,
+                  "' (supported: default, linear, llama3, yarn)");
+  return RopeType::standard;
+}
+
+const char* rope_type_name(RopeType type) {
+  switch (type) {
+    case RopeType::standard:
+      return "default";
+    case RopeType::linear:
+      return "linear";
+    case RopeType::llama3:
+      return "llama3";
+    case RopeType::yarn:
+      return "yarn";
+  }
+  return "?";
+}
+
+namespace {
+
+// YaRN (arXiv 2309.00071): blend interpolated and extrapolated frequencies with a linear ramp
+// over the dimensions whose wavelengths fall between beta_fast and beta_slow rotations.
+at::Tensor yarn_inv_freq(int64_t dim, int64_t original_max, const RopeParams& p) {
+  const double base = p.theta;
+  const auto correction_dim = [&](double rotations) {
+    return (dim * std::log(original_max / (rotations * 2 * M_PI))) / (2 * std::log(base));
+  };
+  double low = correction_dim(p.beta_fast);
+  double high = correction_dim(p.beta_slow);
+  if (p.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(dim - 1));
+  if (low == high) high += 0.001;  // avoid a zero-width ramp
+  const at::Tensor pos_freqs = at::pow(base, at::arange(0, dim, 2, at::kFloat) / dim);
+  const at::Tensor extrapolation = 1.0 / pos_freqs;
+  const at::Tensor interpolation = 1.0 / (p.factor * pos_freqs);
+  const at::Tensor ramp = at::clamp((at::arange(dim / 2, at::kFloat) - low) / (high - low), 0, 1);
+  const at::Tensor extrapolation_weight = 1 - ramp;
+  return interpolation * (1 - extrapolation_weight) + extrapolation * extrapolation_weight;
+}
+
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+}  // namespace
+
+RopeTable rope_table(int64_t head_dim, int64_t max_position, const RopeParams& p) {
+  GRPO_CHECK(head_dim > 0 && head_dim % 2 == 0, "rope: head_dim must be even, got ", head_dim);
+  RopeTable table;
+  const at::Tensor base_inv =
+      1.0 / at::pow(p.theta, at::arange(0, head_dim, 2, at::kLong).to(at::kFloat) / head_dim);
+  const int64_t original_max = p.original_max_position > 0 ? p.original_max_position : max_position;
+  switch (p.type) {
+    case RopeType::standard:
+      table.inv_freq = base_inv;
+      break;
+    case RopeType::linear:
+      table.inv_freq = base_inv / p.factor;
+      break;
+    case RopeType::llama3: {
+      // Llama 3.1: keep high frequencies, divide low ones by factor, interpolate in between.
+      const double low_wavelen = original_max / p.low_freq_factor;
+      const double high_wavelen = original_max / p.high_freq_factor;
+      const at::Tensor wavelen = 2 * M_PI / base_inv;
+      at::Tensor inv = at::where(wavelen > low_wavelen, base_inv / p.factor, base_inv);
+      const at::Tensor smooth =
+          (original_max / wavelen - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor);
+      const at::Tensor smoothed = (1 - smooth) * inv / p.factor + smooth * inv;
+      const at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+      table.inv_freq = at::where(medium, smoothed, inv);
+      break;
+    }
+    case RopeType::yarn: {
+      table.inv_freq = yarn_inv_freq(head_dim, original_max, p);
+      if (p.attention_factor > 0) {
+        table.attention_scaling = p.attention_factor;
+      } else if (p.mscale != 0 && p.mscale_all_dim != 0) {
+        table.attention_scaling =
+            yarn_mscale(p.factor, p.mscale) / yarn_mscale(p.factor, p.mscale_all_dim);
+      } else {
+        table.attention_scaling = yarn_mscale(p.factor, 1.0);
+      }
+      break;
+    }
+  }
+  return table;
+}
+
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeTable& table, const at::Tensor& positions,
+                                               at::ScalarType dtype) {
+  GRPO_CHECK(positions.dim() == 2, "rope: positions must be (B, T), got ", positions.sizes());
+  const at::Tensor inv = table.inv_freq.to(positions.device());
+  // (B, T, 1) x (D/2) in fp32: positions up to 2^24 are exact.
+  const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv;
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);  // (B, T, D)
+  return {(emb.cos() * table.attention_scaling).to(dtype),
+          (emb.sin() * table.attention_scaling).to(dtype)};
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  const at::Tensor c = cos.unsqueeze(1);  // (B, 1, T, D): broadcast over heads
+  const at::Tensor s = sin.unsqueeze(1);
+  return x * c + rotated * s;
+}
+
+namespace {
+
+double lowest_finite(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kDouble:
+      return std::numeric_limits<double>::lowest();
+    case at::kHalf:
+      return -65504.0;
+    case at::kBFloat16:
+      return -3.3895313892515355e38;
+    default:
+      return std::numeric_limits<float>::lowest();
+  }
+}
+
+}  // namespace
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, const at::Tensor& key_mask) {
+  GRPO_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+             "attention: q, k, v must be (B, H, T, D)");
+  const int64_t batch = q.size(0), hq = q.size(1), t = q.size(2);
+  const int64_t hkv = k.size(1), s = k.size(2);
+  GRPO_CHECK(hkv > 0 && hq % hkv == 0, "attention: ", hq, " query heads not a multiple of ", hkv,
+             " key/value heads");
+  GRPO_CHECK(s >= t, "attention: ", t, " queries but only ", s, " keys");
+  const int64_t groups = hq / hkv;
+  // (B, Hkv, S, D) -> (B, Hq, S, D): query head h reads kv head h / groups, as HF's repeat_kv.
+  const at::Tensor kx = groups == 1 ? k : k.repeat_interleave(groups, 1);
+  const at::Tensor vx = groups == 1 ? v : v.repeat_interleave(groups, 1);
+  at::Tensor scores = at::matmul(q, kx.transpose(-1, -2)) * scale;  // (B, Hq, T, S)
+  const at::Tensor qpos = at::arange(s - t, s, q.options().dtype(at::kLong)).unsqueeze(1);
+  const at::Tensor kpos = at::arange(0, s, q.options().dtype(at::kLong)).unsqueeze(0);
+  at::Tensor allowed = (kpos <= qpos).view({1, 1, t, s});  // (1, 1, T, S)
+  if (key_mask.defined()) {
+    GRPO_CHECK(key_mask.dim() == 2 && key_mask.size(0) == batch && key_mask.size(1) == s,
+               "attention: key_mask must be (", batch, ", ", s, "), got ", key_mask.sizes());
+    allowed = allowed.logical_and(key_mask.to(at::kBool).view({batch, 1, 1, s}));
+  }
+  // The dtype's lowest finite value rather than -inf: fully masked rows stay finite.
+  const double lowest = lowest_finite(q.scalar_type());
+  scores = scores.masked_fill(allowed.logical_not(), lowest);
+  // fp32 softmax for half types (as HF's eager attention); doubles stay double for tests.
+  const at::ScalarType softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor probs = at::softmax(scores, -1, softmax_dtype).to(q.scalar_type());
+  return at::matmul(probs, vx);
+}
+
+}  // namespace grpo::ops
