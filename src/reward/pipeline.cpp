@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "grpo/core/error.h"
+#include "grpo/reward/code_tests.h"
 #include "grpo/reward/external_reward.h"
 #include "grpo/reward/format_rewards.h"
 #include "grpo/reward/math_answer.h"
@@ -34,6 +35,7 @@ const std::vector<Registered>& registry() {
       {"format_think_answer", &build<FormatOptions, FormatThinkAnswer>},
       {"language_consistency", &build<LanguageOptions, LanguageConsistency>},
       {"external", &build<ExternalOptions, ExternalReward>},
+      {"code_tests", &build<CodeTestsOptions, CodeTests>},
   };
   return k;
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "grpo/core/config_node.h"
 #include "grpo/core/error.h"
 #include "grpo/reward/code_tests.h"
 
@@ -44,6 +45,25 @@ Sample function_sample(const std::string& code, const std::string& check,
 const nlohmann::json kSumTests = nlohmann::json::parse(
     R"([{"input": "1 2\n", "output": "3\n"}, {"input": "5 7\n", "output": "12"},
         {"input": "-1 1\n", "output": "0\n"}])");
+
+TEST(CodeTestsOptions, BindFromYamlWithFlatSandboxKeys) {
+  config::Node node = config::parse_yaml(
+      "timeout_s: 2.5\nmemory_mb: 300\nisolation: none\nfloat_tolerance: 1e-6\n"
+      "concurrency: 3\nro_binds: [/opt/venv]\n",
+      "opts.yaml");
+  CodeTestsOptions o;
+  config::bind(node, o, "reward.functions[0].options");
+  EXPECT_DOUBLE_EQ(o.sandbox.timeout_s, 2.5);
+  EXPECT_EQ(o.sandbox.memory_mb, 300);
+  EXPECT_EQ(o.sandbox.isolation, Isolation::none);
+  EXPECT_DOUBLE_EQ(o.float_tolerance, 1e-6);
+  EXPECT_EQ(o.concurrency, 3);
+  EXPECT_EQ(o.sandbox.ro_binds, std::vector<std::string>{"/opt/venv"});
+  CodeTestsOptions bad;
+  EXPECT_THROW(config::bind(config::parse_yaml("isolation: docker\n", "x.yaml"), bad, "o"), Error);
+  EXPECT_THROW(config::bind(config::parse_yaml("memory_mb: 8\n", "x.yaml"), bad, "o"), Error);
+  EXPECT_THROW(config::bind(config::parse_yaml("timeout: 8\n", "x.yaml"), bad, "o"), Error);
+}
 
 TEST(CodeExtraction, TakesTheLastPythonBlock) {
   std::string text = "```python\nfirst\n```\ntext\n```py\nsecond\n```\n```text\nnot code\n```\n";
