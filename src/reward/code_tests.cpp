@@ -191,7 +191,7 @@ CodeTests::CodeTests(CodeTestsOptions options)
     : options_(std::move(options)),
       concurrency_(options_.concurrency > 0
                        ? static_cast<int>(options_.concurrency)
-                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+                       : 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
       sandbox_(options_.sandbox),
       busy_(static_cast<size_t>(concurrency_), false) {
   GRPO_CHECK_KIND(config, options_.language == "python",

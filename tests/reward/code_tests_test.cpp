@@ -211,20 +211,24 @@ TEST(CodeTestsFunction, CheckMayCallHelpersFromThePrefix) {
 
 TEST(CodeTestsPool, BatchMatchesSingleScoresAndReportsThroughput) {
   std::vector<Sample> batch;
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < 60; ++i) {
     batch.push_back(i % 2 ? stdin_sample("print(3)\n", R"([{"input": "", "output": "3"}])"_json)
                           : stdin_sample("print(4)\n", R"([{"input": "", "output": "3"}])"_json));
   }
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<RewardResult> out = runner().score_batch(batch);
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ASSERT_EQ(out.size(), batch.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    EXPECT_EQ(out[i].details["verdict"], i % 2 ? "AC" : "WA") << i;
+  CodeTestsOptions o = fast_options();
+  for (int64_t concurrency : {int64_t{1}, int64_t{0}}) {
+    o.concurrency = concurrency;
+    CodeTests pool(o);
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<RewardResult> out = pool.score_batch(batch);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_EQ(out.size(), batch.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+      EXPECT_EQ(out[i].details["verdict"], i % 2 ? "AC" : "WA") << i;
+    }
+    std::printf("[code_tests] %zu trivial programs in %.2f s: %.1f programs/s (concurrency %d)\n",
+                batch.size(), s, batch.size() / s, pool.concurrency());
   }
-  std::printf("[code_tests] %zu trivial programs in %.2f s: %.1f programs/s (concurrency %lld)\n",
-              batch.size(), s, batch.size() / s,
-              static_cast<long long>(runner().options().concurrency));
 }
 
 }  // namespace

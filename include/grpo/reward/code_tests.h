@@ -57,6 +57,7 @@ class CodeTests : public RewardFunction {
   // Runs up to `concurrency` programs at once.
   std::vector<RewardResult> score_batch(const std::vector<Sample>& samples) const override;
   const CodeTestsOptions& options() const { return options_; }
+  int concurrency() const { return concurrency_; }
   // The host uid that slot `slot`'s programs run under (-1 when not root); tests use it to
   // check that no process survives a run.
   int64_t sandbox_host_uid(int slot) const { return sandbox_.host_uid(slot); }
