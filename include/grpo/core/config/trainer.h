@@ -39,6 +39,8 @@ struct TrainerConfig {
   int seed = 42;
   Device device = Device::automatic;
   bool deterministic = false;  // bit-reproducible kernels where LibTorch offers them
+  // Steps in a row skipped for a NaN/Inf loss or gradient before the run aborts.
+  int max_nonfinite_steps = 3;
 
   template <class V>
   void visit(V& v) {
@@ -57,6 +59,7 @@ struct TrainerConfig {
     v("seed", seed, at_least(0));
     v("device", device);
     v("deterministic", deterministic);
+    v("max_nonfinite_steps", max_nonfinite_steps, at_least(1));
   }
   void check(Checker& c) const {
     c.require(
