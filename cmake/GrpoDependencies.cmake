@@ -34,6 +34,13 @@ message(STATUS "grpo: LibTorch ${Torch_VERSION} from ${_torch_lib_dir}")
 # an interface target so only the LibTorch layers receive them.
 add_library(grpo_torch INTERFACE)
 target_link_libraries(grpo_torch INTERFACE ${TORCH_LIBRARIES})
+# A pip-installed PyTorch finds its CUDA libraries (NCCL, cuDNN, ...) through its own RPATH in
+# site-packages/nvidia/*/lib. At link time an older system copy (e.g. the toolkit's libnccl.so.2)
+# would win and leave symbols undefined, so point the linker at the same folders.
+file(GLOB _torch_nvidia_lib_dirs LIST_DIRECTORIES true "${_torch_prefix}/../nvidia/*/lib")
+foreach(_dir IN LISTS _torch_nvidia_lib_dirs)
+  target_link_options(grpo_torch INTERFACE "LINKER:-rpath-link,${_dir}")
+endforeach()
 separate_arguments(GRPO_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(grpo_torch INTERFACE ${GRPO_TORCH_FLAGS})
 # LibTorch's own headers trip -Wpedantic and friends; treat them as system headers.
