@@ -158,6 +158,8 @@ Sandbox::Sandbox(SandboxOptions options) : options_(std::move(options)), impl_(n
 
 Sandbox::~Sandbox() = default;
 
+bool Sandbox::uses_cgroup() const { return impl_->cgroup != nullptr; }
+
 int64_t Sandbox::host_uid(int slot) const { return is_root() ? options_.host_uid_base + slot : -1; }
 
 RunResult Sandbox::run(const RunRequest& req, int slot) const {

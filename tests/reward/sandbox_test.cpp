@@ -128,6 +128,22 @@ TEST(Sandbox, IsolationNoneStillAppliesLimits) {
   EXPECT_EQ(test::processes_of_uid(sb.host_uid(5)), 0);
 }
 
+// Only where a cgroup v2 with memory+pids is delegated (not on cgroup v1 hosts): tmpfs pages
+// escape RLIMIT_AS but not memory.max.
+TEST(SandboxCgroup, MemoryMaxCoversTmpfs) {
+  SandboxOptions o = fast_options();
+  o.memory_mb = 128;
+  o.tmp_size_mb = 1024;
+  o.timeout_s = 10.0;
+  Sandbox sb(o);
+  if (!sb.uses_cgroup()) GTEST_SKIP() << "no writable cgroup v2 with memory+pids here";
+  RunResult r =
+      sb.run(python("f = open('/tmp/fill', 'wb')\nfor _ in range(512):\n"
+                    "    f.write(b'x' * (1 << 20))\n    f.flush()\nprint('survived')"));
+  EXPECT_TRUE(r.oom_killed) << r.out << r.err;
+  EXPECT_EQ(r.out.find("survived"), std::string::npos);
+}
+
 TEST(Sandbox, MissingBwrapIsAClearError) {
   SandboxOptions o = fast_options();
   o.bwrap = "/nonexistent/bwrap";

@@ -94,6 +94,8 @@ class Sandbox {
   RunResult run(const RunRequest& request, int slot = 0) const;
 
   const SandboxOptions& options() const { return options_; }
+  // Whether runs get a cgroup v2 (memory.max, pids.max); false where none is delegated.
+  bool uses_cgroup() const;
   // The host uid a slot's processes run under, or -1 when the host is not root.
   int64_t host_uid(int slot) const;
 
