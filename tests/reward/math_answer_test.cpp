@@ -226,6 +226,19 @@ TEST(MathGuards, HugeAndHostileInputsFinish) {
   EXPECT_FALSE(eq("1", std::string(100000, '1'), o));
 }
 
+TEST(MathPolicy, Guards) {
+  MathOptions o;
+  o.max_answer_chars = 5;
+  EXPECT_FALSE(eq("123456", "123456", o));
+  o = MathOptions{};
+  o.max_nodes = 3;
+  EXPECT_FALSE(eq("10", "1+2+3+4", o));
+  EXPECT_TRUE(eq("10", "10.0", o));
+  o = MathOptions{};
+  o.time_limit_ms = 1e-9;  // expired before the comparison starts
+  EXPECT_FALSE(eq("(x+1)^2", "x^2+2x+1", o));
+}
+
 TEST(MathGuards, ThreadSafe) {
   std::vector<std::thread> threads;
   std::vector<int> ok(8, 0);
@@ -251,6 +264,12 @@ TEST(MathBoxed, RewardFunction) {
   s.completion = "the answer is 0.5";
   EXPECT_EQ(r.score(s).score, 0.0);
   EXPECT_TRUE(r.score(s).details["extracted"].is_null());
+  MathOptions scaled;
+  scaled.correct_score = 2.0;
+  scaled.wrong_score = -1.0;
+  EXPECT_EQ(MathBoxedReward(scaled).score(s).score, -1.0);  // no answer found
+  s.completion = "\\boxed{1/2}";
+  EXPECT_EQ(MathBoxedReward(scaled).score(s).score, 2.0);
   s.answer = "solution text ... \\boxed{7}";
   s.completion = "\\boxed{7}";
   EXPECT_EQ(r.score(s).score, 1.0);
