@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
 
   grpo::cli::add_version_verb(app);
   grpo::cli::add_config_verb(app);
+  grpo::cli::add_tokenizer_verb(app);
+  grpo::cli::add_bench_verb(app);
 
   try {
     app.parse(argc, argv);

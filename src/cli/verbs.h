@@ -10,5 +10,10 @@ namespace grpo::cli {
 
 void add_version_verb(CLI::App& app);
 void add_config_verb(CLI::App& app);
+void add_tokenizer_verb(CLI::App& app);
+void add_bench_verb(CLI::App& app);
+
+// `grpo bench <what>` entries, registered by add_bench_verb (src/cli/bench.cpp).
+void add_bench_tokenizer(CLI::App& bench);
 
 }  // namespace grpo::cli

@@ -1,5 +1,6 @@
-// SentencePiece backend (libsentencepiece): a tokenizer.model, BPE or unigram, with byte
-// fallback. Control pieces (<s>, </s>, ...) in the text are matched as special tokens first.
+// SentencePiece backend: a tokenizer.model, BPE or unigram, with byte fallback, run by
+// libsentencepiece through the module of sp_shim.h. Control pieces (<s>, </s>, ...) in the text
+// are matched as special tokens first.
 #pragma once
 
 #include <memory>
@@ -9,9 +10,7 @@
 #include "added_tokens.h"
 #include "grpo/text/tokenizer.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
+struct GrpoSpApi;
 
 namespace grpo::text {
 
@@ -35,7 +34,11 @@ class SpTokenizer final : public Tokenizer {
 
  private:
   SpTokenizer();
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::string_view piece(int32_t id) const;
+  int kind(int32_t id) const;
+
+  const GrpoSpApi& api_;
+  void* sp_ = nullptr;             // the library's processor, owned
   std::vector<AddedToken> added_;  // the control pieces, as special tokens
   AddedTokenMatcher matcher_;
   bool add_bos_ = true, add_eos_ = false;

@@ -1,16 +1,17 @@
-// SentencePiece training (libsentencepiece_train) from a .txt or .jsonl file, writing a model
-// folder atomically: tokenizer.model and tokenizer_config.json (bos/eos/pad for load_tokenizer).
-#include <sentencepiece_trainer.h>
+// SentencePiece training (libsentencepiece_train, via the module of sp_shim.h) from a .txt or
+// .jsonl file, writing a model folder atomically: tokenizer.model and tokenizer_config.json.
 #include <spdlog/spdlog.h>
 
+#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <unordered_map>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "grpo/core/error.h"
 #include "grpo/text/sentencepiece_train.h"
+#include "sp_shim.h"
 #include "utf8.h"
 
 namespace grpo::text {
@@ -19,20 +20,35 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Feeds the trainer one text per input line; a .jsonl line gives its `field` string.
-class LineIterator : public sentencepiece::SentenceIterator {
+// Feeds the trainer one text per input line; a .jsonl line gives its `field` string. Errors
+// cannot cross the C interface: they stop the stream and are rethrown after training returns.
+class LineReader {
  public:
-  LineIterator(const std::string& path, std::string field)
+  LineReader(const std::string& path, std::string field)
       : path_(path),
         in_(path),
         jsonl_(fs::path(path).extension() == ".jsonl"),
-        field_(std::move(field)) {
-    Next();
+        field_(std::move(field)) {}
+
+  static int next(void* ctx, const char** data, std::size_t* size) {
+    auto* self = static_cast<LineReader*>(ctx);
+    try {
+      if (!self->read()) return 0;
+    } catch (...) {
+      self->error_ = std::current_exception();
+      return -1;
+    }
+    *data = self->value_.data();
+    *size = self->value_.size();
+    return 1;
   }
-  bool done() const override { return done_; }
-  const std::string& value() const override { return value_; }
-  sentencepiece::util::Status status() const override { return {}; }
-  void Next() override {
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  std::size_t count() const { return count_; }
+
+ private:
+  bool read() {
     std::string line;
     while (std::getline(in_, line)) {
       ++line_no_;
@@ -41,13 +57,11 @@ class LineIterator : public sentencepiece::SentenceIterator {
       GRPO_CHECK(utf8::find_invalid(value_) == utf8::kValid, path_, ":", line_no_,
                  ": not valid UTF-8");
       ++count_;
-      return;
+      return true;
     }
-    done_ = true;
+    return false;
   }
-  std::size_t count() const { return count_; }
 
- private:
   std::string text_of(const std::string& line) const {
     nlohmann::json j;
     try {
@@ -67,8 +81,12 @@ class LineIterator : public sentencepiece::SentenceIterator {
   std::string field_;
   std::string value_;
   std::size_t line_no_ = 0, count_ = 0;
-  bool done_ = false;
+  std::exception_ptr error_;
 };
+
+void append_to_string(void* ctx, const char* data, std::size_t size) {
+  static_cast<std::string*>(ctx)->append(data, size);
+}
 
 void write_atomically(const fs::path& path, const std::string& bytes) {
   const fs::path tmp = path.string() + ".tmp";
@@ -94,7 +112,7 @@ void train_sentencepiece(const SentencePieceTrainOptions& options) {
   GRPO_CHECK_KIND(usage, options.vocab_size > 0, "--vocab-size must be positive");
   std::string symbols;
   for (const std::string& s : options.user_symbols) symbols += (symbols.empty() ? "" : ",") + s;
-  const std::unordered_map<std::string, std::string> args = {
+  const std::vector<std::pair<std::string, std::string>> args = {
       {"vocab_size", std::to_string(options.vocab_size)},
       {"model_type", options.model_type},
       {"character_coverage", "1.0"},
@@ -112,11 +130,18 @@ void train_sentencepiece(const SentencePieceTrainOptions& options) {
       {"max_sentence_length", "65536"},
       {"minloglevel", "1"},
   };
-  LineIterator lines(options.input, options.field);
-  std::string model;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
-  GRPO_CHECK(status.ok(), "SentencePiece training on ", options.input,
-             " failed: ", status.ToString());
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : args) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  const GrpoSpApi& api = sentencepiece_api();
+  LineReader lines(options.input, options.field);
+  std::string model, error;
+  const int rc = api.train(keys.data(), values.data(), keys.size(), LineReader::next, &lines,
+                           append_to_string, &model, append_to_string, &error);
+  lines.rethrow();
+  GRPO_CHECK(rc == 0, "SentencePiece training on ", options.input, " failed: ", error);
   fs::create_directories(options.out_dir);
   const fs::path dir(options.out_dir);
   write_atomically(dir / "tokenizer.model", model);

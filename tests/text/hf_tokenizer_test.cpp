@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "fixture_io.h"
@@ -174,6 +177,54 @@ TEST(HfTokenizer, BadInputIsAClearError) {
   }
   EXPECT_THROW(tok->decode({tok->vocab_size()}), std::exception);
   EXPECT_THROW(tok->decode({-1}), std::exception);
+}
+
+// Writes a variant of the small Qwen-style tokenizer.json (or its first `truncate` bytes) and
+// returns the message load_tokenizer throws for it.
+std::string load_error(const std::function<void(nlohmann::json&)>& edit, std::size_t truncate = 0) {
+  namespace fs = std::filesystem;
+  std::ifstream in(fixture_dir() + "/small_qwen/tokenizer.json");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  if (edit) {
+    auto j = nlohmann::json::parse(text);
+    edit(j);
+    text = j.dump();
+  }
+  if (truncate > 0) text.resize(truncate);
+  const fs::path dir = fs::temp_directory_path() / "grpo_hf_bad_tokenizer";
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << text;
+  try {
+    load_tokenizer(dir.string());
+  } catch (const std::exception& e) {
+    fs::remove_all(dir);
+    return e.what();
+  }
+  fs::remove_all(dir);
+  return "";
+}
+
+TEST(HfTokenizer, MalformedOrUnsupportedFilesNameTheProblem) {
+  EXPECT_NE(load_error(nullptr, 5000).find("malformed or truncated"), std::string::npos);
+  EXPECT_NE(load_error([](auto& j) { j["model"]["type"] = "WordPiece"; }).find("WordPiece"),
+            std::string::npos);
+  EXPECT_NE(load_error([](auto& j) {
+              j["normalizer"] = {{"type", "Lowercase"}};
+            }).find("Lowercase"),
+            std::string::npos);
+  EXPECT_NE(load_error([](auto& j) {
+              j["pre_tokenizer"]["pretokenizers"][0] = {{"type", "Digits"}};
+            }).find("Digits"),
+            std::string::npos);
+  EXPECT_NE(load_error([](auto& j) {
+              j["decoder"] = {{"type", "WordPiece"}};
+            }).find("decoder"),
+            std::string::npos);
+  EXPECT_NE(load_error([](auto& j) {
+              j["model"]["merges"][0] = {"zz", "qq"};
+            }).find("merge #0"),
+            std::string::npos);
+  EXPECT_EQ(load_error([](auto&) {}), "");  // the unedited file loads
 }
 
 }  // namespace
