@@ -160,7 +160,10 @@ Sandbox::~Sandbox() = default;
 
 bool Sandbox::uses_cgroup() const { return impl_->cgroup != nullptr; }
 
-int64_t Sandbox::host_uid(int slot) const { return is_root() ? options_.host_uid_base + slot : -1; }
+int64_t Sandbox::host_uid(int slot) const {
+  if (!is_root()) return -1;
+  return options_.host_uid_base + (static_cast<int64_t>(getpid()) % (1 << 20)) * 1024 + slot;
+}
 
 RunResult Sandbox::run(const RunRequest& req, int slot) const {
   GRPO_CHECK(!req.argv.empty() && req.argv[0].size() > 1 && req.argv[0][0] == '/',
@@ -169,6 +172,7 @@ RunResult Sandbox::run(const RunRequest& req, int slot) const {
   if (!contained) {
     spdlog::warn("code sandbox: running an untrusted program WITHOUT isolation (isolation: none)");
   }
+  GRPO_CHECK(slot >= 0 && slot < 1024, "code sandbox: slot must be in [0, 1024), got ", slot);
   const int64_t uid = host_uid(slot);
 
   detail::ChildSpec spec;

@@ -29,8 +29,9 @@ struct SandboxOptions {
   int64_t max_open_files = 128;        // RLIMIT_NOFILE
   std::string bwrap = "bwrap";         // bubblewrap executable (PATH lookup when no '/')
   std::vector<std::string> ro_binds;   // extra host paths bound read-only (e.g. a venv)
-  // When the host runs as root, each concurrent slot runs under its own unused host uid
-  // host_uid_base + slot, so RLIMIT_NPROC counts only that sandbox's processes.
+  // When the host runs as root, each concurrent slot of each process runs under its own
+  // unused host uid, host_uid_base + (pid mod 2^20) * 1024 + slot, so RLIMIT_NPROC counts
+  // only that sandbox's processes (several trainer ranks on one host do not collide).
   int64_t host_uid_base = 2000000000;
   std::string cgroup_parent;  // cgroup v2 dir with memory+pids delegated; "" = auto-detect
 
@@ -46,7 +47,7 @@ struct SandboxOptions {
     v("max_open_files", max_open_files, config::at_least(16));
     v("bwrap", bwrap, config::non_empty());
     v("ro_binds", ro_binds);
-    v("host_uid_base", host_uid_base, config::in_range(1000, 4e9));
+    v("host_uid_base", host_uid_base, config::in_range(1000, 3e9));
     v("cgroup_parent", cgroup_parent);
   }
 };
@@ -89,7 +90,7 @@ class Sandbox {
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
-  // Thread-safe. `slot` in [0, concurrency) picks the host uid (see host_uid_base); two
+  // Thread-safe. `slot` in [0, 1024) picks the host uid (see host_uid_base); two
   // concurrent runs must use different slots.
   RunResult run(const RunRequest& request, int slot = 0) const;
 
