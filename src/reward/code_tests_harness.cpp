@@ -28,7 +28,7 @@ exec(code, {"__name__": "__main__", "__file__": "solution.py", "__builtins__": _
 // both fds before its first instruction; check() runs in this process and reaches the
 // candidate's functions through pipes carrying plain JSON data.
 const char* const kFunctionHarness =
-    R"PY(import builtins, importlib, json, os, signal, sys, traceback, types
+    R"PY(import builtins, importlib, json, os, signal, sys, types
 TOKEN_FD, RESULT_FD, MAX_MSG = 3, 4, 1 << 28
 if hasattr(sys, "set_int_max_str_digits"):
     sys.set_int_max_str_digits(0)
@@ -204,6 +204,8 @@ def run_check(remote, check_src, entry):
         g["check"](candidate)
         return "AC", ""
     except AssertionError as e:
+        import traceback  # only on failure: it pulls in linecache and tokenize
+
         lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == "check.py"]
         return "WA", "assertion failed at check.py:%s %s" % (lines[-1] if lines else "?", str(e)[:200])
     except RemoteError as e:

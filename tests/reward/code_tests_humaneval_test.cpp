@@ -53,7 +53,6 @@ TEST(HumanEval, CanonicalSolutionsPassAndBrokenOnesFail) {
   ASSERT_EQ(rows.size(), 164u);
   CodeTestsOptions o;
   o.sandbox.timeout_s = 20.0;
-  o.concurrency = 2;
   CodeTests runner(o);
 
   auto t0 = std::chrono::steady_clock::now();
@@ -77,8 +76,8 @@ TEST(HumanEval, CanonicalSolutionsPassAndBrokenOnesFail) {
   }
   std::printf(
       "[humaneval] canonical: %d/164 AC in %.1f s; broken: %d/164 WA or RE in %.1f s "
-      "(concurrency 2)\n",
-      ac, good_s, failed, bad_s);
+      "(concurrency %d)\n",
+      ac, good_s, failed, bad_s, runner.concurrency());
 }
 
 }  // namespace
