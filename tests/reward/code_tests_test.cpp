@@ -8,6 +8,7 @@
 #include "grpo/core/config_node.h"
 #include "grpo/core/error.h"
 #include "grpo/reward/code_tests.h"
+#include "grpo/reward/pipeline.h"
 
 namespace grpo::reward {
 namespace {
@@ -63,6 +64,17 @@ TEST(CodeTestsOptions, BindFromYamlWithFlatSandboxKeys) {
   EXPECT_THROW(config::bind(config::parse_yaml("isolation: docker\n", "x.yaml"), bad, "o"), Error);
   EXPECT_THROW(config::bind(config::parse_yaml("memory_mb: 8\n", "x.yaml"), bad, "o"), Error);
   EXPECT_THROW(config::bind(config::parse_yaml("timeout: 8\n", "x.yaml"), bad, "o"), Error);
+}
+
+TEST(CodeTestsOptions, RegisteredInThePipelineByName) {
+  auto fn = make_reward("code_tests", config::parse_yaml("timeout_s: 3\n", "opts.yaml"),
+                        "reward.functions[0].options");
+  ASSERT_EQ(fn->name(), "code_tests");
+  Sample s = stdin_sample("print(int(input()) * 2)\n", R"([{"input": "21", "output": "42"}])"_json);
+  RewardResult r = fn->score_batch({s}).at(0);
+  EXPECT_EQ(r.details["verdict"], "AC") << r.details.dump();
+  EXPECT_THROW(make_reward("code_tests", config::parse_yaml("timeout_s: -1\n", "o.yaml"), "o"),
+               Error);
 }
 
 TEST(CodeExtraction, TakesTheLastPythonBlock) {
