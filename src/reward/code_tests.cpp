@@ -95,6 +95,26 @@ bool parse_number(const std::string& s, double* out) {
   return end == s.c_str() + s.size() && !s.empty();
 }
 
+// Messages carry text from the program (exception messages, truncated bytes); JSON needs UTF-8.
+std::string valid_utf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += '?';
+      ++i;
+    }
+  }
+  return out;
+}
+
 // What the host saw decides first: these cannot be faked by the program's output.
 std::optional<Verdict> host_verdict(const RunResult& r, std::string* message) {
   if (r.sandbox_error) {
@@ -358,7 +378,7 @@ RewardResult CodeTests::score_in_slot(const Sample& sample, int slot) const {
       {"tests_passed", passed},
       {"tests_total", total},
       {"failed_test", failed_test},
-      {"message", message},
+      {"message", valid_utf8(message)},
       {"time_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
   return result;
 }

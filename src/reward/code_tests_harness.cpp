@@ -228,7 +228,7 @@ def read_all(fd):
 
 
 def report(verdict, detail, token):
-    os.write(RESULT_FD, ("%s %s %s" % (token, verdict, detail.replace("\n", " "))).encode())
+    os.write(RESULT_FD, ("%s %s %s" % (token, verdict, detail.replace("\n", " "))).encode("utf-8", "replace"))
 
 
 def main():

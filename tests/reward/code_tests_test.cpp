@@ -134,6 +134,18 @@ TEST(CodeTestsStdin, CompileErrorRuntimeErrorAndMissingCode) {
   EXPECT_EQ(runner().score(none).details["verdict"], "CE");
 }
 
+TEST(CodeTestsFunction, NonUtf8MessagesStayValidJson) {
+  // A lone surrogate and 500 non-ASCII characters in the exception message of the candidate.
+  RewardResult r = runner().score(
+      function_sample("def f(a, b):\n    raise ValueError('\\ud800' + '\\xff' * 500)\n",
+                      "def check(candidate):\n    assert candidate(1, 2) == 3\n"));
+  EXPECT_EQ(r.details["verdict"], "RE");
+  EXPECT_NO_THROW(r.details.dump());
+  // The harness itself reported it (not "no verdict").
+  EXPECT_NE(r.details["message"].get<std::string>().find("ValueError"), std::string::npos)
+      << r.details.dump();
+}
+
 TEST(CodeTestsStdin, PartialCreditRunsEveryCase) {
   CodeTestsOptions o = fast_options();
   o.partial_credit = true;
