@@ -35,7 +35,15 @@ const std::vector<std::pair<Isolation, std::string>>& enum_names(Isolation) {
 
 namespace {
 
-bool is_root() { return geteuid() == 0; }
+// Whether uids [first, first + count) exist in this user namespace: inside a container whose
+// root is itself mapped (rootless runtimes), setuid to an unmapped uid would fail.
+bool uids_mapped(int64_t first, int64_t count) {
+  std::ifstream map("/proc/self/uid_map");
+  for (int64_t inside, outside, n; map >> inside >> outside >> n;) {
+    if (inside <= first && first + count <= inside + n) return true;
+  }
+  return false;
+}
 
 std::string resolve_executable(const std::string& name) {
   if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
@@ -91,6 +99,7 @@ struct Sandbox::Impl {
   std::string bwrap_path;
   std::vector<std::string> mount_args;  // system directories, computed once
   std::unique_ptr<detail::Cgroup> cgroup;
+  bool drop_uid = false;  // root with the slot uid range mapped: one host uid per slot
 };
 
 Sandbox::Sandbox(SandboxOptions options) : options_(std::move(options)), impl_(new Impl) {
@@ -99,6 +108,16 @@ Sandbox::Sandbox(SandboxOptions options) : options_(std::move(options)), impl_(n
                     "code sandbox: ro_binds entries must be absolute paths, got '", p, "'");
   }
   impl_->bpf = build_seccomp_bpf();
+  if (geteuid() == 0) {
+    impl_->drop_uid = uids_mapped(options_.host_uid_base, int64_t{1} << 30);
+    if (!impl_->drop_uid) {
+      spdlog::warn(
+          "code sandbox: uids {}..+2^30 are not mapped in this user namespace; "
+          "sandboxed programs run as this process's uid (RLIMIT_NPROC still applies "
+          "inside a user namespace)",
+          options_.host_uid_base);
+    }
+  }
   impl_->cgroup = detail::Cgroup::detect(options_.cgroup_parent);
   if (options_.isolation == Isolation::none) {
     spdlog::warn(
@@ -161,7 +180,7 @@ Sandbox::~Sandbox() = default;
 bool Sandbox::uses_cgroup() const { return impl_->cgroup != nullptr; }
 
 int64_t Sandbox::host_uid(int slot) const {
-  if (!is_root()) return -1;
+  if (!impl_->drop_uid) return -1;
   return options_.host_uid_base + (static_cast<int64_t>(getpid()) % (1 << 20)) * 1024 + slot;
 }
 
