@@ -1,0 +1,41 @@
+// Next-token sampling from logits: temperature, top-k, top-p, min-p, greedy, driven by
+// per-sequence counter-based random numbers so that a sequence's samples never depend on which
+// other sequences share its batch (prefix sharing, compaction, waves). Also the one definition
+// of "the log-prob of a token" shared by the rollout engine and the trainer.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+#include "grpo/rollout/engine.h"
+
+namespace grpo::rollout {
+
+// log_softmax(logits / temperature) gathered at ids, in fp32. logits (..., V) any float dtype;
+// ids (...) int64 -> (...) float. The trainer calls this on its forward's logits with
+// temperature = logprob_temperature(params) to recompute what the engine recorded.
+at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& ids, double temperature);
+
+// A uniform number in [0, 1) for token `token_index` of sample `sample_index` of prompt
+// `prompt_index`: a hash of the four integers (splitmix64), 32 bits of resolution.
+double sequence_uniform(uint64_t seed, int64_t prompt_index, int64_t sample_index,
+                        int64_t token_index);
+
+// The distribution sampling draws from: softmax(logits / T), then top-k, then top-p on the
+// renormalised survivors, then min-p (relative to the most likely token). Returns unnormalised
+// probabilities (R, V) fp32 with filtered tokens at 0. logits (R, V); requires temperature > 0.
+at::Tensor filtered_probs(const at::Tensor& logits, const SamplingParams& params);
+
+struct Sampled {
+  at::Tensor tokens;    // (R) int64
+  at::Tensor logprobs;  // (R) fp32: token_logprobs at logprob_temperature(params)
+};
+
+// One token per row. logits (R, V); uniforms (R) fp64 in [0, 1), one per row (ignored for
+// greedy). Sampling inverts the CDF of filtered_probs in vocabulary order, so row r's token
+// is a function of row r's logits and uniform only.
+Sampled sample_next(const at::Tensor& logits, const at::Tensor& uniforms,
+                    const SamplingParams& params);
+
+}  // namespace grpo::rollout
