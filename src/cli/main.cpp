@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_config_verb(app);
   grpo::cli::add_tokenizer_verb(app);
   grpo::cli::add_bench_verb(app);
+  grpo::cli::add_reward_verb(app);
 
   try {
     app.parse(argc, argv);
