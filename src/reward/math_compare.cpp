@@ -176,6 +176,17 @@ bool close(C a, C b, double rel_tol) {
   return false;
 }
 
+// Two integers below 2^53 are exact in a double: they must be equal, not merely close
+// (1450000 != 1450001 although they are within rel_tol of each other).
+bool numbers_equal(C a, C b, double rel_tol) {
+  auto integral = [](C z) {
+    return z.imag() == 0.0 && std::abs(z.real()) < 9007199254740992.0 &&
+           z.real() == std::floor(z.real());
+  };
+  if (integral(a) && integral(b)) return a == b;
+  return close(a, b, rel_tol);
+}
+
 // Variable values of `p` at each point, by name (so both sides agree).
 std::vector<C> point_table(const Parsed& p) {
   std::vector<C> t(p.vars.size() * kPoints);
@@ -353,7 +364,7 @@ class Comparer {
           C a = eval(g_, gt_, k, ge, gm, gs);
           C b = eval(p_, pt_, k, pe, pm, ps);
           if (is_nan(a) && is_nan(b)) continue;
-          ok = close(a, b, options_.rel_tol);
+          ok = symbolic ? close(a, b, options_.rel_tol) : numbers_equal(a, b, options_.rel_tol);
           ++valid;
         }
         if (ok && valid >= (symbolic ? 2 : 1)) return true;

@@ -77,6 +77,8 @@ TEST(MathNormalise, Numbers) {
   EXPECT_TRUE(eq("1500", "1.5e3"));
   EXPECT_TRUE(eq("0.00016", "1.6 \\cdot 10^{-4}"));
   EXPECT_FALSE(eq("1000", "100"));
+  EXPECT_FALSE(eq("1450000", "1450001"));  // integers are exact, whatever rel_tol says
+  EXPECT_TRUE(eq("2", "\\sqrt{2}^2"));      // 2.0000000000000004 is within rel_tol
   EXPECT_FALSE(eq("6.6\\times10^{-34}", "6.7\\times10^{-34}"));
 }
 
