@@ -98,6 +98,30 @@ TEST_F(RewardCli, BadLinesFailWithLineNumberOrAreSkipped) {
   EXPECT_NE(r.out.find("(2 skipped)"), std::string::npos) << r.out;
 }
 
+TEST_F(RewardCli, CodeVerdictsAtTopLevel) {
+  std::string in = write(
+      "in.jsonl",
+      R"({"completion": "```python\nprint(int(input())*2)\n```", "tests": [{"input": "3\n", "output": "6\n"}, {"input": "5\n", "output": "10\n"}]})"
+      "\n"
+      R"({"completion": "```python\nprint(1)\n```", "tests": [{"input": "3\n", "output": "6\n"}]})"
+      "\n");
+  std::string out = dir_ + "/out.jsonl";
+  auto r = run_cli("reward --input " + in + " --output " + out + " --reward code_tests");
+  if (r.exit_code != 0 && r.err.find("code sandbox") != std::string::npos) {
+    GTEST_SKIP() << "no sandbox on this machine: " << r.err;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = read_lines(out);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["verdict"], "AC");
+  EXPECT_EQ(rows[0]["tests_passed"], 2);
+  EXPECT_EQ(rows[0]["tests_total"], 2);
+  EXPECT_EQ(rows[0]["reward"], 1.0);
+  EXPECT_EQ(rows[1]["verdict"], "WA");
+  EXPECT_EQ(rows[1]["tests_passed"], 0);
+  EXPECT_EQ(rows[1]["reward"], 0.0);
+}
+
 TEST_F(RewardCli, UsageErrors) {
   std::string in = write("in.jsonl", kInput), out = dir_ + "/out.jsonl";
   auto r = run_cli("reward --input " + in + " --output " + out);  // no reward named
