@@ -11,6 +11,7 @@ void add_bench_verb(CLI::App& app) {
   bench->require_subcommand(1);
   add_bench_tokenizer(*bench);
   add_bench_reward(*bench);
+  add_bench_forward(*bench);
 }
 
 }  // namespace grpo::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_tokenizer_verb(app);
   grpo::cli::add_bench_verb(app);
   grpo::cli::add_reward_verb(app);
+  grpo::cli::add_model_verb(app);
 
   try {
     app.parse(argc, argv);

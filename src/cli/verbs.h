@@ -13,9 +13,11 @@ void add_config_verb(CLI::App& app);
 void add_tokenizer_verb(CLI::App& app);
 void add_bench_verb(CLI::App& app);
 void add_reward_verb(CLI::App& app);
+void add_model_verb(CLI::App& app);
 
 // `grpo bench <what>` entries, registered by add_bench_verb (src/cli/bench.cpp).
 void add_bench_tokenizer(CLI::App& bench);
 void add_bench_reward(CLI::App& bench);
+void add_bench_forward(CLI::App& bench);
 
 }  // namespace grpo::cli

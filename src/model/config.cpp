@@ -201,7 +201,7 @@ ModelArch parse_hf_config(const json& config, const std::string& where) {
     }
     if (t == "qwen2_moe") {
       a.shared_expert_intermediate_size = r.integer("shared_expert_intermediate_size", 0, true);
-      a.shared_expert_gate = true;
+      a.shared_expert_gate = a.shared_expert_intermediate_size > 0;
     }
   } else if (t == "mixtral") {
     a.num_experts = r.integer("num_local_experts", 0, true);
@@ -263,7 +263,7 @@ ModelArch arch_from_config(const config::ModelArchitecture& c, int64_t vocab_siz
             {"num_hidden_layers", c.num_hidden_layers},
             {"num_attention_heads", c.num_attention_heads},
             {"num_key_value_heads", c.num_key_value_heads},
-            {"head_dim", c.hidden_size / c.num_attention_heads},
+            {"head_dim", c.head_dim > 0 ? c.head_dim : c.hidden_size / c.num_attention_heads},
             {"max_position_embeddings", c.max_position_embeddings},
             {"rms_norm_eps", c.rms_norm_eps},
             {"rope_theta", c.rope_theta},
@@ -273,6 +273,31 @@ ModelArch arch_from_config(const config::ModelArchitecture& c, int64_t vocab_siz
             {"initializer_range", 0.02},
             {"sliding_window", nullptr},
             {"use_sliding_window", false}};
+  const bool moe_type =
+      c.model_type == "qwen2_moe" || c.model_type == "qwen3_moe" || c.model_type == "mixtral";
+  GRPO_CHECK_KIND(config, moe_type == (c.num_experts > 0),
+                  "model.architecture.num_experts: ", c.num_experts,
+                  moe_type ? " (an MoE model_type needs experts)"
+                           : " (model_type " + c.model_type + " is dense)");
+  if (moe_type) {
+    j["num_experts_per_tok"] = c.num_experts_per_tok;
+    j["router_aux_loss_coef"] = c.router_aux_loss_coef;
+    j["router_z_loss_coef"] = c.router_z_loss_coef;
+    j[c.model_type == "mixtral" ? "num_local_experts" : "num_experts"] = c.num_experts;
+  }
+  if (c.model_type == "qwen2_moe" || c.model_type == "qwen3_moe") {
+    j["moe_intermediate_size"] =
+        c.moe_intermediate_size > 0 ? c.moe_intermediate_size : c.intermediate_size;
+    j["norm_topk_prob"] = c.norm_topk_prob;
+    j["decoder_sparse_step"] = 1;
+    j["mlp_only_layers"] = json::array();
+  }
+  if (c.model_type == "qwen2_moe")
+    j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
+  if (c.model_type == "mixtral") {
+    GRPO_CHECK_KIND(config, c.norm_topk_prob,
+                    "model.architecture.norm_topk_prob: mixtral always renormalises");
+  }
   const auto arch = kArchitectures.find(c.model_type);
   if (arch != kArchitectures.end()) j["architectures"] = json::array({arch->second});
   return parse_hf_config(j, "model.architecture");

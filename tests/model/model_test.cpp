@@ -154,6 +154,34 @@ TEST_F(ModelTest, RandomInitIsDeterministicInTheSeed) {
   EXPECT_TRUE(at::equal(m1->forward(ids).logits, back->forward(ids).logits));
 }
 
+TEST_F(ModelTest, RandomMoeModelsFromConfig) {
+  for (const char* type : {"qwen2_moe", "qwen3_moe", "mixtral"}) {
+    grpo::config::ModelArchitecture arch;
+    arch.model_type = type;
+    arch.vocab_size = 64;
+    arch.hidden_size = 32;
+    arch.intermediate_size = 48;
+    arch.num_experts = 4;
+    arch.num_experts_per_tok = 2;
+    arch.moe_intermediate_size = 16;
+    arch.shared_expert_intermediate_size = 24;
+    const gm::ModelArch a = gm::arch_from_config(arch, 0);
+    gm::CausalLM m = gm::random_model(a, 1, at::kFloat);
+    int64_t numel = 0;
+    for (const auto& p : m->parameters()) numel += p.numel();
+    const gm::ParamCount count = gm::count_parameters(a);
+    EXPECT_EQ(count.total, numel) << type;
+    EXPECT_LT(count.active, count.total) << type;
+    torch::NoGradGuard no_grad;
+    const gm::ForwardOutput out = m->forward(at::randint(0, 64, {1, 4}, at::kLong));
+    EXPECT_EQ(out.tokens_per_expert.sum().item<int64_t>(), 2 * 4 * 2) << type;  // layers*tokens*k
+  }
+  grpo::config::ModelArchitecture dense_with_experts;
+  dense_with_experts.vocab_size = 64;
+  dense_with_experts.num_experts = 4;
+  expect_error([&] { gm::arch_from_config(dense_with_experts, 0); }, {"num_experts", "dense"});
+}
+
 TEST_F(ModelTest, MoeStatsAndLossesAreConsistentAndDifferentiable) {
   gm::CausalLM model = gm::load_hf(fixture_dir("qwen2_moe"), at::kFloat);
   model->train();

@@ -43,6 +43,15 @@ struct ModelArchitecture {
   double rope_theta = 10000.0;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = true;
+  int head_dim = 0;  // 0: hidden_size / num_attention_heads
+  // Mixture of experts (qwen2_moe, qwen3_moe, mixtral); 0 experts for the dense families.
+  int num_experts = 0;
+  int num_experts_per_tok = 2;
+  int moe_intermediate_size = 0;            // 0: intermediate_size
+  int shared_expert_intermediate_size = 0;  // qwen2_moe: shared expert width (0: none)
+  bool norm_topk_prob = true;
+  double router_aux_loss_coef = 0.0;
+  double router_z_loss_coef = 0.0;
 
   template <class V>
   void visit(V& v) {
@@ -57,9 +66,17 @@ struct ModelArchitecture {
     v("rope_theta", rope_theta, greater_than(0));
     v("rms_norm_eps", rms_norm_eps, greater_than(0));
     v("tie_word_embeddings", tie_word_embeddings);
+    v("head_dim", head_dim, at_least(0));
+    v("num_experts", num_experts, at_least(0));
+    v("num_experts_per_tok", num_experts_per_tok, at_least(1));
+    v("moe_intermediate_size", moe_intermediate_size, at_least(0));
+    v("shared_expert_intermediate_size", shared_expert_intermediate_size, at_least(0));
+    v("norm_topk_prob", norm_topk_prob);
+    v("router_aux_loss_coef", router_aux_loss_coef, at_least(0));
+    v("router_z_loss_coef", router_z_loss_coef, at_least(0));
   }
   void check(Checker& c) const {
-    c.require(hidden_size % num_attention_heads == 0, "num_attention_heads",
+    c.require(head_dim > 0 || hidden_size % num_attention_heads == 0, "num_attention_heads",
               "must divide hidden_size (" + std::to_string(hidden_size) + ")");
     c.require(num_attention_heads % num_key_value_heads == 0, "num_key_value_heads",
               "must divide num_attention_heads (" + std::to_string(num_attention_heads) + ")");
