@@ -51,8 +51,16 @@ void expand_pm(math::Parsed& p) {
 bool math_answers_equal(std::string_view gold, std::string_view prediction,
                         const MathOptions& options) {
   if (static_cast<int>(prediction.size()) > options.max_answer_chars) return false;
-  std::string g = normalize_latex(gold);
-  std::string p = normalize_latex(prediction);
+  // A box inside the answer (\boxed{\boxed{3}}) is markup too.
+  auto unbox = [](std::string_view s) {
+    if (s.find("\\boxed") == std::string_view::npos && s.find("\\fbox") == std::string_view::npos) {
+      return std::string(s);
+    }
+    auto inner = last_boxed(s);
+    return inner ? *inner : std::string(s);
+  };
+  std::string g = normalize_latex(unbox(gold));
+  std::string p = normalize_latex(unbox(prediction));
   if (p.empty() || g.empty()) return false;
   if (g == p) return true;
   math::Parsed gp, pp;

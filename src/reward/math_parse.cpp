@@ -213,12 +213,19 @@ int Parser::function(Fn fn) {
   if (is_sym(peek(), "(") || is_sym(peek(), "{")) {
     arg = primary();
   } else {
+    // \sin 2x is sin(2x): the argument runs over a product of numbers and letters, up to an
+    // operator, a bracket or the next function (\sin x \cos x).
     arg = power();
+    while (arith(arg) && (peek().kind == Tok::number || peek().kind == Tok::ident)) {
+      int next = power();
+      arg = arith(next) ? binary(Op::mul, arg, next) : -1;
+    }
   }
   if (!arith(arg)) return -1;
   int f;
   if (fn == Fn::logb) {
-    f = base >= 0 ? func(Fn::logb, arg, base) : func(Fn::ln, arg);
+    // \log without a base is the common logarithm, as in competition mathematics.
+    f = base >= 0 ? func(Fn::logb, arg, base) : func(Fn::log10, arg);
   } else {
     f = func(fn, arg);
   }

@@ -78,7 +78,7 @@ TEST(MathNormalise, Numbers) {
   EXPECT_TRUE(eq("0.00016", "1.6 \\cdot 10^{-4}"));
   EXPECT_FALSE(eq("1000", "100"));
   EXPECT_FALSE(eq("1450000", "1450001"));  // integers are exact, whatever rel_tol says
-  EXPECT_TRUE(eq("2", "\\sqrt{2}^2"));      // 2.0000000000000004 is within rel_tol
+  EXPECT_TRUE(eq("2", "\\sqrt{2}^2"));     // 2.0000000000000004 is within rel_tol
   EXPECT_FALSE(eq("6.6\\times10^{-34}", "6.7\\times10^{-34}"));
 }
 
@@ -186,6 +186,10 @@ TEST(MathSymbolic, Equivalence) {
   EXPECT_TRUE(eq("\\binom{5}{2}", "10"));
   EXPECT_TRUE(eq("5!", "120"));
   EXPECT_TRUE(eq("\\log_2 8", "3"));
+  EXPECT_TRUE(eq("\\log 100", "2"));  // \log without a base is base 10
+  EXPECT_TRUE(eq("2\\sin x \\cos x", "\\sin 2x"));
+  EXPECT_FALSE(eq("\\sin x", "\\sin 2x"));
+  EXPECT_TRUE(eq("3", "\\boxed{3}"));
   EXPECT_TRUE(eq("a_1 + a_2", "a_2 + a_1"));
   EXPECT_FALSE(eq("x + 1", "y + 1"));
   EXPECT_TRUE(eq("\\frac{x^2-1}{x-1}", "x+1"));
