@@ -2,6 +2,7 @@
 // returns (B, G); compute_advantages flattens, validates and counts zero-variance groups.
 #include "grpo/algo/advantages.h"
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,13 @@ const std::vector<std::pair<config::AdvantageEstimator, AdvantageFn>>& registry(
   return k;
 }
 
+std::string name_of(config::AdvantageEstimator which) {
+  for (const auto& [key, name] : config::enum_names(which)) {
+    if (key == which) return name;
+  }
+  return "?";
+}
+
 }  // namespace
 
 AdvantageFn advantage_estimator(config::AdvantageEstimator which) {
@@ -87,8 +95,7 @@ AdvantageResult compute_advantages(const AdvantageInputs& in, const config::Algo
   GRPO_CHECK(g >= 1 && n > 0 && n % g == 0, "advantages: ", n,
              " rewards do not split into groups of G = ", g);
   const bool needs_groups = cfg.advantage != config::AdvantageEstimator::reinforce_pp;
-  GRPO_CHECK(!needs_groups || g >= 2, "advantages: estimator '",
-             config::enum_names(cfg.advantage)[static_cast<size_t>(cfg.advantage)].second,
+  GRPO_CHECK(!needs_groups || g >= 2, "advantages: estimator '", name_of(cfg.advantage),
              "' compares completions within a group and needs G >= 2, got G = ", g);
   if (in.response_lengths.defined()) {
     GRPO_CHECK(in.response_lengths.dim() == 1 && in.response_lengths.size(0) == n,
