@@ -245,6 +245,71 @@ TEST(MathPolicy, Guards) {
   EXPECT_FALSE(eq("(x+1)^2", "x^2+2x+1", o));
 }
 
+// Random soup of answer fragments: every input must return (true or false), never throw or crash.
+TEST(MathGuards, FragmentSoupNeverThrows) {
+  const std::vector<std::string> parts = {"\\frac",
+                                          "{",
+                                          "}",
+                                          "(",
+                                          ")",
+                                          "[",
+                                          "]",
+                                          "\\{",
+                                          "\\}",
+                                          "1",
+                                          "23",
+                                          ".5",
+                                          "x",
+                                          "y_1",
+                                          "^",
+                                          "_",
+                                          "-",
+                                          "+",
+                                          "\\pm",
+                                          "=",
+                                          "<",
+                                          "\\le",
+                                          ",",
+                                          "\\sqrt",
+                                          "\\sin",
+                                          "\\log",
+                                          "!",
+                                          "%",
+                                          "\\text{cm}",
+                                          "\\pi",
+                                          "e",
+                                          "i",
+                                          "\\infty",
+                                          "\\cup",
+                                          "\\begin{pmatrix}",
+                                          "&",
+                                          "\\\\",
+                                          "\\end{pmatrix}",
+                                          "|",
+                                          "\\left(",
+                                          "\\right)",
+                                          "\\boxed{",
+                                          "$",
+                                          "\\lfloor",
+                                          "\\rfloor",
+                                          "\\binom",
+                                          "\\langle",
+                                          "\\rangle",
+                                          "and",
+                                          "\\circ",
+                                          "0",
+                                          "1e",
+                                          "\\"};
+  unsigned state = 12345;
+  auto next = [&state] { return state = state * 1103515245u + 12345u; };
+  for (int n = 0; n < 3000; ++n) {
+    std::string a, b;
+    for (int k = static_cast<int>(next() % 12); k > 0; --k) a += parts[next() % parts.size()];
+    for (int k = static_cast<int>(next() % 12); k > 0; --k) b += parts[next() % parts.size()];
+    EXPECT_NO_THROW(math_answers_equal(a, b, MathOptions{})) << a << " | " << b;
+  }
+}
+
 TEST(MathGuards, ThreadSafe) {
   std::vector<std::thread> threads;
   std::vector<int> ok(8, 0);
