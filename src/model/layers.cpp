@@ -38,6 +38,19 @@ std::pair<at::Tensor, at::Tensor> KVCache::append(int64_t layer, const at::Tenso
   return {k_[layer].narrow(2, 0, length_ + t), v_[layer].narrow(2, 0, length_ + t)};
 }
 
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+
+EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim) {
+  weight = register_parameter("weight", torch::empty({vocab, dim}));
+}
+
+at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
+
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
@@ -46,28 +59,20 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return ops::rms_norm(x, w
 
 MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate, bool bias, const std::string& gate_name,
                  const std::string& up_name, const std::string& down_name) {
-  namespace nn = torch::nn;
-  gate_ =
-      register_module(gate_name, nn::Linear(nn::LinearOptions(hidden, intermediate).bias(bias)));
-  up_ = register_module(up_name, nn::Linear(nn::LinearOptions(hidden, intermediate).bias(bias)));
-  down_ =
-      register_module(down_name, nn::Linear(nn::LinearOptions(intermediate, hidden).bias(bias)));
+  gate_ = register_module(gate_name, Linear(hidden, intermediate, bias));
+  up_ = register_module(up_name, Linear(hidden, intermediate, bias));
+  down_ = register_module(down_name, Linear(intermediate, hidden, bias));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) { return down_(at::silu(gate_(x)) * up_(x)); }
 
 AttentionImpl::AttentionImpl(const ModelArch& a, int64_t layer)
     : layer_(layer), num_heads_(a.num_heads), num_kv_heads_(a.num_kv_heads), head_dim_(a.head_dim) {
-  namespace nn = torch::nn;
   const int64_t h = a.hidden_size;
-  q_proj_ = register_module(
-      "q_proj", nn::Linear(nn::LinearOptions(h, num_heads_ * head_dim_).bias(a.qkv_bias)));
-  k_proj_ = register_module(
-      "k_proj", nn::Linear(nn::LinearOptions(h, num_kv_heads_ * head_dim_).bias(a.qkv_bias)));
-  v_proj_ = register_module(
-      "v_proj", nn::Linear(nn::LinearOptions(h, num_kv_heads_ * head_dim_).bias(a.qkv_bias)));
-  o_proj_ = register_module(
-      "o_proj", nn::Linear(nn::LinearOptions(num_heads_ * head_dim_, h).bias(a.o_bias)));
+  q_proj_ = register_module("q_proj", Linear(h, num_heads_ * head_dim_, a.qkv_bias));
+  k_proj_ = register_module("k_proj", Linear(h, num_kv_heads_ * head_dim_, a.qkv_bias));
+  v_proj_ = register_module("v_proj", Linear(h, num_kv_heads_ * head_dim_, a.qkv_bias));
+  o_proj_ = register_module("o_proj", Linear(num_heads_ * head_dim_, h, a.o_bias));
   if (a.qk_norm) {
     q_norm_ = register_module("q_norm", RMSNorm(head_dim_, a.rms_norm_eps));
     k_norm_ = register_module("k_norm", RMSNorm(head_dim_, a.rms_norm_eps));
@@ -115,7 +120,7 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
 }
 
 DecoderImpl::DecoderImpl(const ModelArch& a) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(a.vocab_size, a.hidden_size));
+  embed_tokens = register_module("embed_tokens", Embedding(a.vocab_size, a.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < a.num_layers; ++i) layers->push_back(DecoderLayer(a, i));
   norm = register_module("norm", RMSNorm(a.hidden_size, a.rms_norm_eps));
@@ -125,9 +130,7 @@ CausalLMImpl::CausalLMImpl(ModelArch arch) : arch_(std::move(arch)) {
   rope_ = ops::rope_table(arch_.head_dim, arch_.max_position_embeddings, arch_.rope);
   model_ = register_module("model", Decoder(arch_));
   if (!arch_.tie_word_embeddings) {
-    lm_head_ = register_module(
-        "lm_head", torch::nn::Linear(
-                       torch::nn::LinearOptions(arch_.hidden_size, arch_.vocab_size).bias(false)));
+    lm_head_ = register_module("lm_head", Linear(arch_.hidden_size, arch_.vocab_size, false));
   }
 }
 

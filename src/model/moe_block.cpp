@@ -28,9 +28,7 @@ MoeBlockImpl::MoeBlockImpl(const ModelArch& a) : router_(a.router), num_experts_
     shared_expert_ = register_module("shared_expert",
                                      Mlp(a.hidden_size, a.shared_expert_intermediate_size, false));
     if (a.shared_expert_gate) {
-      shared_expert_gate_ = register_module(
-          "shared_expert_gate",
-          torch::nn::Linear(torch::nn::LinearOptions(a.hidden_size, 1).bias(false)));
+      shared_expert_gate_ = register_module("shared_expert_gate", Linear(a.hidden_size, 1, false));
     }
   }
 }

@@ -53,6 +53,26 @@ struct ForwardOutput {
   at::Tensor tokens_per_expert;  // (MoE layers, E) int64: router statistics (MoE only)
 };
 
+// Linear and Embedding without their random initialisation: weights are either
+// loaded (load_hf) or drawn by random_model, so building even a large model is only an
+// allocation. A CausalLM constructed directly holds uninitialised weights.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in, int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x);  // (..., in) -> (..., out)
+  at::Tensor weight;                        // (out, in)
+  at::Tensor bias;                          // (out) or undefined
+};
+TORCH_MODULE(Linear);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t vocab, int64_t dim);
+  at::Tensor forward(const at::Tensor& ids);  // (B, T) int64 -> (B, T, dim)
+  at::Tensor weight;                          // (vocab, dim)
+};
+TORCH_MODULE(Embedding);
+
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
@@ -74,7 +94,7 @@ class MlpImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);  // (..., hidden)
 
  private:
-  torch::nn::Linear gate_{nullptr}, up_{nullptr}, down_{nullptr};
+  Linear gate_{nullptr}, up_{nullptr}, down_{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -87,7 +107,7 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
-  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
   RMSNorm q_norm_{nullptr}, k_norm_{nullptr};
 };
 TORCH_MODULE(Attention);
@@ -121,7 +141,7 @@ class MoeBlockImpl : public torch::nn::Module {
   Router gate_{nullptr};
   torch::nn::ModuleList experts_{nullptr};
   Mlp shared_expert_{nullptr};
-  torch::nn::Linear shared_expert_gate_{nullptr};
+  Linear shared_expert_gate_{nullptr};
 };
 TORCH_MODULE(MoeBlock);
 
@@ -143,7 +163,7 @@ TORCH_MODULE(DecoderLayer);
 class DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(const ModelArch& arch);
-  torch::nn::Embedding embed_tokens{nullptr};
+  Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
 };
@@ -163,7 +183,7 @@ class CausalLMImpl : public torch::nn::Module {
   ModelArch arch_;
   ops::RopeTable rope_;
   Decoder model_{nullptr};
-  torch::nn::Linear lm_head_{nullptr};
+  Linear lm_head_{nullptr};
 };
 TORCH_MODULE(CausalLM);
 
