@@ -34,7 +34,6 @@ const std::vector<Registered>& registry() {
       {"math_boxed", &build<MathOptions, MathBoxedReward>},
       {"format_think_answer", &build<FormatOptions, FormatThinkAnswer>},
       {"language_consistency", &build<LanguageOptions, LanguageConsistency>},
-      {"code_tests", &build<CodeTestsOptions, CodeTests>},
       {"external", &build<ExternalOptions, ExternalReward>},
       {"code_tests", &build<CodeTestsOptions, CodeTests>},
   };
