@@ -2,7 +2,6 @@
 // completions offline with the same pipeline as training. Each output line is the input line plus
 // "reward", "rewards" {name: score}, "details" {name: {...}} and, from code_tests, "verdict",
 // "tests_passed" and "tests_total".
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -16,6 +15,7 @@
 #include "grpo/core/config_node.h"
 #include "grpo/core/error.h"
 #include "grpo/core/jsonl.h"
+#include "grpo/core/log.h"
 #include "grpo/reward/pipeline.h"
 #include "verbs.h"
 
@@ -91,7 +91,7 @@ class Scorer {
     if (!problem.empty()) {
       GRPO_CHECK(args_.skip_bad_lines, args_.input, ":", line_no, ": ", problem,
                  " (fix the line or pass --skip-bad-lines)");
-      spdlog::warn("{}:{}: {}; skipped", args_.input, line_no, problem);
+      grpo::log::warn(args_.input, ":", line_no, ": ", problem, "; skipped");
       ++skipped_;
       return false;
     }

@@ -2,7 +2,6 @@
 // include/grpo/model/checkpoint.h).
 #include "grpo/model/checkpoint.h"
 
-#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <sstream>
 
 #include "grpo/core/error.h"
+#include "grpo/core/log.h"
 #include "grpo/core/safetensors.h"
 
 namespace grpo::model {
