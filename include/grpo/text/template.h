@@ -7,18 +7,12 @@
 
 namespace grpo::text {
 
-// The `template` section of a config.
+// What a template is made of. The YAML keys are tokenizer.template, tokenizer.custom_template
+// and tokenizer.system (grpo/core/config/tokenizer.h); the trainer copies them here.
 struct TemplateConfig {
   std::string name = "r1_zero";  // r1_zero, plain, chatml, llama3 or custom
   std::string custom;            // name == custom: text with {prompt} and optionally {system}
   std::string system;            // system message for chatml/llama3/custom; empty: none
-
-  template <class V>
-  void visit(V& v) {
-    v("name", name);
-    v("custom", custom);
-    v("system", system);
-  }
 };
 
 class PromptTemplate {
