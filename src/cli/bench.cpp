@@ -10,6 +10,7 @@ void add_bench_verb(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks: print speeds on this machine");
   bench->require_subcommand(1);
   add_bench_tokenizer(*bench);
+  add_bench_rollout(*bench);
   add_bench_reward(*bench);
   add_bench_forward(*bench);
 }

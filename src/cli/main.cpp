@@ -20,10 +20,13 @@ int main(int argc, char** argv) {
 
   grpo::cli::add_version_verb(app);
   grpo::cli::add_config_verb(app);
+  grpo::cli::add_data_verb(app);
   grpo::cli::add_tokenizer_verb(app);
   grpo::cli::add_bench_verb(app);
   grpo::cli::add_reward_verb(app);
+  grpo::cli::add_generate_verb(app);
   grpo::cli::add_model_verb(app);
+  grpo::cli::add_train_verb(app);
 
   try {
     app.parse(argc, argv);

@@ -10,13 +10,17 @@ namespace grpo::cli {
 
 void add_version_verb(CLI::App& app);
 void add_config_verb(CLI::App& app);
+void add_data_verb(CLI::App& app);
 void add_tokenizer_verb(CLI::App& app);
 void add_bench_verb(CLI::App& app);
 void add_reward_verb(CLI::App& app);
+void add_generate_verb(CLI::App& app);
 void add_model_verb(CLI::App& app);
+void add_train_verb(CLI::App& app);
 
 // `grpo bench <what>` entries, registered by add_bench_verb (src/cli/bench.cpp).
 void add_bench_tokenizer(CLI::App& bench);
+void add_bench_rollout(CLI::App& bench);
 void add_bench_reward(CLI::App& bench);
 void add_bench_forward(CLI::App& bench);
 
