@@ -1,0 +1,47 @@
+// From scored rollouts to the tensors of the update phase: each completion right-padded after
+// its prompt into one (N, L) batch, with the response mask, behaviour log-probs and advantages
+// laid out at the positions whose logits predict the completion tokens.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "grpo/model/modules.h"
+#include "grpo/rollout/engine.h"
+
+namespace grpo::train {
+
+struct TrainBatch {
+  at::Tensor input_ids;       // (N, L) int64: prompt + completion, right-padded with 0
+  at::Tensor attention_mask;  // (N, L) int64: 1 on real tokens
+  // Targets are input_ids[:, 1:]; position t of the (N, L-1) tensors is predicted by logits[t].
+  at::Tensor response_mask;          // (N, L-1) float32: 1 where the target is a completion token
+  at::Tensor old_logprobs;           // (N, L-1) float32: behaviour log-probs recorded by the engine
+  at::Tensor ref_logprobs;           // (N, L-1) float32 or undefined (beta == 0)
+  at::Tensor advantages;             // (N) float32, one per completion
+  std::vector<int64_t> seq_lengths;  // real tokens per row (prompt + completion)
+
+  int64_t size() const { return input_ids.size(0); }
+  // Rows `rows` (int64 on any device), trimmed to their longest real sequence.
+  TrainBatch select(const std::vector<int64_t>& rows) const;
+  TrainBatch to(const at::Device& device) const;
+};
+
+// rollouts in the order of `advantages` (N). Rows with an empty completion keep a zero mask.
+TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
+                            const at::Tensor& advantages);
+
+struct TokenOutputs {
+  at::Tensor logprobs;  // (N, L-1) float32: log_softmax(logits / T) at the targets
+  at::Tensor entropy;   // (N, L-1) float32 entropy of softmax(logits / T), or undefined
+};
+
+// One forward of `model` over batch.input_ids; gradients flow unless the caller disabled them.
+// The log-prob is rollout::token_logprobs, the engine's own definition, so the first
+// importance ratio of a step is exactly 1 up to floating-point reassociation.
+TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, double temperature,
+                           bool with_entropy);
+
+}  // namespace grpo::train

@@ -1,0 +1,379 @@
+// The GRPO loop: setup (tokenizer, policy, reference, data, rewards, engine, optimizer, sinks,
+// resume) and one named, timed phase after another for each step.
+#include "grpo/train/grpo_trainer.h"
+
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+
+#include "grpo/algo/advantages.h"
+#include "grpo/algo/batch_plan.h"
+#include "grpo/algo/policy_loss.h"
+#include "grpo/core/jsonl.h"
+#include "grpo/core/log.h"
+#include "grpo/data/prompt_dataset.h"
+#include "grpo/model/checkpoint.h"
+#include "grpo/reward/pipeline.h"
+#include "grpo/rollout/engine.h"
+#include "grpo/text/template.h"
+#include "grpo/text/tokenizer.h"
+#include "grpo/train/checkpoint.h"
+#include "grpo/train/nonfinite_guard.h"
+#include "grpo/train/optimizer.h"
+#include "grpo/train/rollout_metrics.h"
+#include "grpo/train/run_sinks.h"
+#include "grpo/train/stop_signal.h"
+#include "grpo/train/train_batch.h"
+
+namespace grpo::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+at::Device pick_device(config::Device device) {
+  const bool cuda = torch::cuda::is_available();
+  switch (device) {
+    case config::Device::cpu:
+      return at::kCPU;
+    case config::Device::cuda:
+      GRPO_CHECK_KIND(config, cuda, "trainer.device is cuda but no CUDA device is available");
+      return at::Device(at::kCUDA, 0);
+    case config::Device::automatic:
+      break;
+  }
+  return cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+// Distinct per step and run seed, so a resumed run samples exactly what it would have.
+uint64_t step_seed(int seed, int64_t step) {
+  uint64_t x = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step);
+  x ^= x >> 31;
+  return x * 0xBF58476D1CE4E5B9ULL;
+}
+
+std::vector<int64_t> row_range(int64_t begin, int64_t end) {
+  std::vector<int64_t> rows;
+  for (int64_t r = begin; r < end; ++r) rows.push_back(r);
+  return rows;
+}
+
+// Everything a run holds between steps.
+struct Run {
+  const config::Config& config;
+  at::Device device = at::kCPU;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::string tokenizer_dir;
+  std::unique_ptr<text::PromptTemplate> prompt_template;
+  model::CausalLM policy{nullptr};
+  model::CausalLM reference{nullptr};
+  std::unique_ptr<data::PromptDataset> dataset;
+  std::unique_ptr<reward::RewardPipeline> rewards;
+  std::unique_ptr<rollout::RolloutEngine> engine;
+  NamedParameters params;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  algo::BatchPlan plan;
+  double logprob_temperature = 1.0;
+
+  explicit Run(const config::Config& c) : config(c) {}
+};
+
+// Log-probs of the frozen reference over the batch, in micro-batches, without autograd.
+at::Tensor reference_logprobs(Run& run, const TrainBatch& batch) {
+  torch::NoGradGuard no_grad;
+  auto out = at::zeros_like(batch.old_logprobs);
+  const int64_t n = batch.size(), step = run.plan.micro_batch_size;
+  for (int64_t begin = 0; begin < n; begin += step) {
+    auto sub = batch.select(row_range(begin, std::min(n, begin + step)));
+    auto lp = token_outputs(run.reference, sub, run.logprob_temperature, false).logprobs;
+    out.narrow(0, begin, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
+  }
+  return out;
+}
+
+// mu passes over the rollout batch, one optimizer step per minibatch.
+void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& guard,
+            metrics::StepMetrics& m) {
+  const auto& algorithm = run.config.algorithm;
+  const int64_t mb = run.plan.minibatch_per_rank, micro = run.plan.micro_batch_size;
+  auto stats = at::zeros({algo::kStatCount}, at::kDouble);
+  double loss_sum = 0, grad_norm_sum = 0;
+  int64_t optimizer_steps = 0, skipped = 0;
+  set_learning_rate(*run.optimizer, learning_rate(run.config.trainer, step));
+  for (int iteration = 0; iteration < algorithm.mu; ++iteration) {
+    for (int64_t begin = 0; begin < batch.size(); begin += mb) {
+      const int64_t end = std::min(batch.size(), begin + mb);
+      algo::LossNormalizers norm;
+      norm.tokens = batch.response_mask.narrow(0, begin, end - begin).sum().item<double>();
+      norm.sequences = static_cast<double>(end - begin);
+      norm.max_response_length = run.config.rollout.max_new_tokens;
+      run.optimizer->zero_grad();
+      double loss = 0;
+      for (int64_t mbegin = begin; mbegin < end; mbegin += micro) {
+        auto sub = batch.select(row_range(mbegin, std::min(end, mbegin + micro)));
+        auto tokens = token_outputs(run.policy, sub, run.logprob_temperature, true);
+        algo::PolicyLossInputs in;
+        in.logprobs = tokens.logprobs;
+        in.old_logprobs = sub.old_logprobs;
+        in.advantages = sub.advantages;
+        in.mask = sub.response_mask;
+        in.ref_logprobs = sub.ref_logprobs;
+        in.entropy = algorithm.entropy_coef != 0.0 ? tokens.entropy : tokens.entropy.detach();
+        auto out = algo::policy_loss(in, norm, algorithm);
+        out.loss.backward();
+        loss += out.loss.item<double>();
+        stats += out.stats.cpu();
+      }
+      const double grad_norm = clip_grad_norm(run.params, run.config.trainer.max_grad_norm);
+      if (guard.check(step + 1, at::scalar_tensor(loss), run.params)) {
+        run.optimizer->step();
+        loss_sum += loss;
+        grad_norm_sum += grad_norm;
+        ++optimizer_steps;
+      } else {
+        run.optimizer->zero_grad();
+        ++skipped;
+      }
+    }
+  }
+  const auto summary = algo::summarize(stats);
+  const double steps = static_cast<double>(std::max<int64_t>(optimizer_steps, 1));
+  m.set("loss", loss_sum / steps);
+  m.set("grad_norm", grad_norm_sum / steps);
+  m.set("lr", learning_rate(run.config.trainer, step));
+  m.set("kl/mean", summary.kl_mean);
+  m.set("entropy/mean", summary.entropy_mean);
+  m.set("ratio/mean", summary.ratio_mean);
+  m.set("clip_frac/low", summary.clip_frac_low);
+  m.set("clip_frac/high", summary.clip_frac_high);
+  m.set("clip_frac/dual", summary.clip_frac_dual);
+  m.set("nonfinite/skipped_steps", static_cast<double>(skipped));
+}
+
+void setup(Run& run, const TrainOptions& options) {
+  const auto& c = run.config;
+  GRPO_CHECK_KIND(config, !c.data.train_files.empty(),
+                  "data.train_files is empty: grpo train needs prompts");
+  GRPO_CHECK_KIND(config, !c.reward.functions.empty(),
+                  "reward.functions is empty: grpo train needs at least one reward");
+  run.plan = algo::plan_batches(c.trainer.prompts_per_step, c.rollout.n, c.trainer.minibatch_size,
+                                c.trainer.micro_batch_size, 1);
+  run.device = pick_device(c.trainer.device);
+  torch::manual_seed(c.trainer.seed);
+  if (c.trainer.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
+
+  run.tokenizer_dir = c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path;
+  GRPO_CHECK_KIND(config, !run.tokenizer_dir.empty(),
+                  "tokenizer.path is required when the model is built from scratch");
+  run.tokenizer = text::load_tokenizer(run.tokenizer_dir);
+  text::TemplateConfig tc;
+  tc.name = c.tokenizer.template_name;
+  tc.custom = c.tokenizer.custom_template;
+  tc.system = c.tokenizer.system;
+  run.prompt_template = std::make_unique<text::PromptTemplate>(tc);
+  run.dataset = std::make_unique<data::PromptDataset>(c.data);
+  run.rewards = std::make_unique<reward::RewardPipeline>(c.reward, options.reward_threads);
+
+  run.policy = model::build_model(c.model, run.tokenizer->vocab_size());
+  if (c.algorithm.beta > 0) {
+    // The frozen reference is the initial policy: rebuilt from the same weights or seed.
+    run.reference = model::build_model(c.model, run.tokenizer->vocab_size());
+    for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
+    run.reference->eval();
+  }
+  fs::create_directories(options.run_dir);
+}
+
+// Renders and tokenizes the step's prompts; a prompt over data.max_prompt_tokens is an error.
+std::vector<std::vector<int32_t>> encode_prompts(Run& run,
+                                                 const std::vector<data::PromptRecord>& records,
+                                                 std::vector<std::string>& rendered) {
+  std::vector<std::vector<int32_t>> ids;
+  for (const auto& r : records) {
+    rendered.push_back(run.prompt_template->render(r.prompt));
+    ids.push_back(run.tokenizer->encode(rendered.back()));
+    GRPO_CHECK(static_cast<int64_t>(ids.back().size()) <= run.config.data.max_prompt_tokens,
+               r.source_file, ":", r.source_line, ": the rendered prompt has ", ids.back().size(),
+               " tokens, more than data.max_prompt_tokens = ", run.config.data.max_prompt_tokens);
+  }
+  return ids;
+}
+
+std::vector<metrics::SampleRecord> sample_records(const Run& run, int64_t step,
+                                                  const std::vector<rollout::Rollout>& rollouts,
+                                                  const std::vector<std::string>& rendered,
+                                                  const std::vector<reward::ScoredSample>& scores,
+                                                  const at::Tensor& advantages) {
+  std::vector<metrics::SampleRecord> out;
+  const size_t n = std::min<size_t>(rollouts.size(), run.config.logging.samples_per_step);
+  for (size_t i = 0; i < n; ++i) {
+    metrics::SampleRecord s;
+    s.step = step;
+    s.prompt_index = rollouts[i].prompt_index;
+    s.sample_index = rollouts[i].sample_index;
+    s.prompt = rendered[rollouts[i].prompt_index];
+    s.completion = rollouts[i].text;
+    s.reward = scores[i].reward;
+    for (size_t f = 0; f < run.rewards->entries().size(); ++f)
+      s.reward_parts.emplace_back(run.rewards->entries()[f].name, scores[i].components[f]);
+    s.advantage = advantages[static_cast<int64_t>(i)].item<double>();
+    s.completion_tokens = static_cast<int64_t>(rollouts[i].completion_ids.size());
+    s.finish_reason = rollout::finish_reason_name(rollouts[i].finish_reason);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
+                      const StopSignal* stop) {
+  Run run(config);
+  setup(run, options);
+  const std::string hash = config::config_hash(config);
+  {
+    jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
+    out.write(config::to_yaml(config));
+    out.commit();
+  }
+
+  TrainSummary summary;
+  NonFiniteGuard guard(config.trainer.max_nonfinite_steps);
+  auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
+  if (resume) {
+    run.policy = model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
+                                model::to_scalar_type(config.model.dtype));
+    summary.first_step = resume->state.step;
+    log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
+  }
+  run.policy->to(run.device);
+  if (run.reference) run.reference->to(run.device);
+  run.params = trainable_parameters(*run.policy);
+  run.optimizer = make_adamw(run.params, config.trainer);
+  if (resume) {
+    load_optimizer(*run.optimizer, (fs::path(resume->dir) / kOptimizerFile).string());
+    restore_torch_rng(resume->state.rng_states);
+    run.dataset->restore(data::DataCursor::from_json(resume->state.data_cursor));
+    guard.restore(resume->state.extra.value("nonfinite_consecutive", 0),
+                  resume->state.extra.value("nonfinite_total", int64_t{0}));
+  }
+  run.engine = std::make_unique<rollout::RolloutEngine>(
+      run.policy, run.tokenizer.get(), rollout::engine_options_from(config.rollout));
+  run.logprob_temperature =
+      rollout::logprob_temperature(rollout::sampling_params_from(config.rollout, 0));
+
+  const auto counts = model::count_parameters(run.policy->arch());
+  log::info("training ", counts.total, " parameters on ", run.device.str(), ": ",
+            config.trainer.steps, " steps x ", config.trainer.prompts_per_step,
+            " prompts x G=", config.rollout.n, " (", run.plan.minibatches_per_step,
+            " optimizer step(s) per step)");
+
+  RunSinks sinks(options.run_dir, config.logging, config.trainer.steps,
+                 resume ? std::optional<int64_t>(summary.first_step) : std::nullopt);
+  CheckpointManager checkpoints(options.run_dir, config.checkpoint.keep_last);
+  auto save = [&](int64_t steps_done) {
+    TrainerState state;
+    state.step = steps_done;
+    state.config_hash = hash;
+    state.data_cursor = run.dataset->cursor().to_json();
+    state.rng_states = capture_torch_rng();
+    state.extra = {{"nonfinite_consecutive", guard.consecutive()},
+                   {"nonfinite_total", guard.total_skipped()}};
+    CheckpointWriters writers;
+    writers.policy = [&](const std::string& dir) {
+      model::save_hf(run.policy, dir, run.tokenizer_dir);
+    };
+    writers.optimizer = [&](const std::string& path) { save_optimizer(*run.optimizer, path); };
+    summary.last_checkpoint = checkpoints.save(state, writers);
+  };
+
+  int64_t step = summary.first_step;
+  for (; step < config.trainer.steps; ++step) {
+    const auto step_start = Clock::now();
+    metrics::StepMetrics m(step + 1);
+    std::vector<std::string> rendered;
+    auto records = run.dataset->next_batch(static_cast<size_t>(config.trainer.prompts_per_step));
+    auto prompt_ids = encode_prompts(run, records, rendered);
+
+    std::vector<rollout::Rollout> rollouts;
+    {
+      metrics::PhaseTimer timer(m, "generate");
+      rollouts = run.engine->generate(
+          prompt_ids, config.rollout.n,
+          rollout::sampling_params_from(config.rollout, step_seed(config.trainer.seed, step)));
+    }
+    std::vector<reward::ScoredSample> scores;
+    {
+      metrics::PhaseTimer timer(m, "reward");
+      std::vector<reward::Sample> samples;
+      for (const auto& r : rollouts) {
+        const auto& record = records[r.prompt_index];
+        samples.push_back({rendered[r.prompt_index], r.text, record.answer, record.tests});
+      }
+      scores = run.rewards->score(samples);
+    }
+    algo::AdvantageResult advantages;
+    {
+      metrics::PhaseTimer timer(m, "advantage");
+      std::vector<double> rewards;
+      std::vector<int64_t> lengths;
+      for (size_t i = 0; i < rollouts.size(); ++i) {
+        rewards.push_back(scores[i].reward);
+        lengths.push_back(static_cast<int64_t>(rollouts[i].completion_ids.size()));
+      }
+      algo::AdvantageInputs in;
+      in.rewards = at::tensor(rewards, at::kDouble);
+      in.group_size = config.rollout.n;
+      in.response_lengths = at::tensor(lengths, at::kLong);
+      advantages = algo::compute_advantages(in, config.algorithm);
+    }
+    auto batch = make_train_batch(rollouts, advantages.advantages).to(run.device);
+    if (run.reference) {
+      metrics::PhaseTimer timer(m, "ref");
+      batch.ref_logprobs = reference_logprobs(run, batch);
+    }
+    {
+      metrics::PhaseTimer timer(m, "update");
+      update(run, batch, step, guard, m);
+    }
+    add_rollout_metrics(m, rollouts, scores, *run.rewards, config.logging.reflection_words);
+    m.set("zero_variance_groups", advantages.zero_variance_fraction);
+    const double generated = batch.response_mask.sum().item<double>();
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    m.set("throughput/tokens_per_s", generated / std::max(step_seconds, 1e-9));
+    m.set("memory/peak_rss_mb", peak_rss_mb());
+    m.set("time/step", step_seconds);
+    sinks.write(m);
+    sinks.write_samples(
+        sample_records(run, step + 1, rollouts, rendered, scores, advantages.advantages));
+
+    const bool last = step + 1 == config.trainer.steps;
+    const bool stopping = stop != nullptr && stop->requested();
+    const bool periodic = config.checkpoint.every > 0 && (step + 1) % config.checkpoint.every == 0;
+    if (periodic || stopping || (last && config.checkpoint.save_final)) {
+      const auto t0 = Clock::now();
+      save(step + 1);
+      log::debug("checkpoint step ", step + 1, " in ",
+                 std::chrono::duration<double>(Clock::now() - t0).count(), " s");
+    }
+    if (stopping) {
+      summary.stopped_by_signal = true;
+      ++step;
+      break;
+    }
+  }
+  sinks.finish();
+  summary.last_step = step;
+  return summary;
+}
+
+}  // namespace grpo::train
