@@ -69,6 +69,10 @@ void parallel_chunks(size_t n, int threads, const std::function<void(size_t, siz
 
 }  // namespace
 
+bool is_correctness_reward(const std::string& name) {
+  return name == "math_boxed" || name == "countdown" || name == "code_tests";
+}
+
 const std::vector<std::string>& reward_names() {
   static const std::vector<std::string> k = [] {
     std::vector<std::string> names;

@@ -18,11 +18,6 @@ std::string lower(const std::string& s) {
   return out;
 }
 
-// The reward functions whose score means "the answer is right" / "the format is right".
-bool is_correctness(const std::string& name) {
-  return name == "math_boxed" || name == "countdown" || name == "code_tests";
-}
-
 double mean(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -82,7 +77,7 @@ void add_rollout_metrics(metrics::StepMetrics& metrics,
       hits += s.components[f] >= 1.0 - 1e-9;
     }
     metrics.set("reward/" + entries[f].name + "/mean", mean(component));
-    if (!have_accuracy && is_correctness(entries[f].name)) {
+    if (!have_accuracy && reward::is_correctness_reward(entries[f].name)) {
       metrics.set("accuracy", hits / n);
       have_accuracy = true;
     }

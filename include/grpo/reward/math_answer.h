@@ -77,6 +77,7 @@ class MathBoxedReward : public RewardFunction {
   explicit MathBoxedReward(MathOptions options);
   const std::string& name() const override { return name_; }
   RewardResult score(const Sample& sample) const override;
+  const MathOptions& options() const { return options_; }
 
  private:
   std::string name_ = "math_boxed";

@@ -14,6 +14,10 @@ namespace grpo::reward {
 // Names `make_reward` knows, for error messages and docs.
 const std::vector<std::string>& reward_names();
 
+// True for the functions whose score means "the answer is right" (math_boxed, countdown,
+// code_tests): the `accuracy` metric and `grpo eval`'s pass criterion use the first of them.
+bool is_correctness_reward(const std::string& name);
+
 // Builds reward `name` with its options bound from `options` (errors name `path`, e.g.
 // "reward.functions[0].options"). Throws a config error for an unknown name or bad option.
 std::unique_ptr<RewardFunction> make_reward(const std::string& name, const config::Node& options,
