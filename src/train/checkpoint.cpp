@@ -240,6 +240,10 @@ std::string CheckpointManager::save(const TrainerState& state, const CheckpointW
     writers.policy((tmp / kPolicyDir).string());
   }
   if (writers.optimizer) writers.optimizer((tmp / kOptimizerFile).string());
+  if (writers.reference) {
+    fs::create_directories(tmp / kReferenceDir);
+    writers.reference((tmp / kReferenceDir).string());
+  }
   write_file(tmp / kTrainerStateFile, trainer_state_to_json(state));
   fsync_tree(tmp);
 

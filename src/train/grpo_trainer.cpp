@@ -83,22 +83,10 @@ struct Run {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   algo::BatchPlan plan;
   double logprob_temperature = 1.0;
+  bool reference_reset = false;  // the reference is no longer the initial policy
 
   explicit Run(const config::Config& c) : config(c) {}
 };
-
-// Log-probs of the frozen reference over the batch, in micro-batches, without autograd.
-at::Tensor reference_logprobs(Run& run, const TrainBatch& batch) {
-  torch::NoGradGuard no_grad;
-  auto out = at::zeros_like(batch.old_logprobs);
-  const int64_t n = batch.size(), step = run.plan.micro_batch_size;
-  for (int64_t begin = 0; begin < n; begin += step) {
-    auto sub = batch.select(row_range(begin, std::min(n, begin + step)));
-    auto lp = token_outputs(run.reference, sub, run.logprob_temperature, false).logprobs;
-    out.narrow(0, begin, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
-  }
-  return out;
-}
 
 // mu passes over the rollout batch, one optimizer step per minibatch.
 void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& guard,
@@ -116,6 +104,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       norm.tokens = batch.response_mask.narrow(0, begin, end - begin).sum().item<double>();
       norm.sequences = static_cast<double>(end - begin);
       norm.max_response_length = run.config.rollout.max_new_tokens;
+      if (norm.tokens == 0) continue;  // every completion masked (algorithm.mask_truncated)
       run.optimizer->zero_grad();
       double loss = 0;
       for (int64_t mbegin = begin; mbegin < end; mbegin += micro) {
@@ -208,6 +197,122 @@ std::vector<std::vector<int32_t>> encode_prompts(Run& run,
   return ids;
 }
 
+// DAPO soft overlong punishment for a completion of `length` tokens (0 when off or short).
+double overlong_penalty(const config::Config& c, int64_t length) {
+  const auto& a = c.algorithm;
+  if (a.overlong_buffer <= 0) return 0.0;
+  const int64_t start = c.rollout.max_new_tokens - a.overlong_buffer;
+  if (length <= start) return 0.0;
+  const double over =
+      static_cast<double>(std::min<int64_t>(length, c.rollout.max_new_tokens) - start);
+  return a.overlong_penalty * over / a.overlong_buffer;
+}
+
+// One step's samples: the groups that train, and everything generated (for metrics).
+struct StepSamples {
+  std::vector<std::string> rendered;  // per training group
+  std::vector<rollout::Rollout>
+      rollouts;  // training groups, prompt-major; prompt_index into rendered
+  std::vector<reward::ScoredSample> scores;
+  std::vector<double> rewards;  // reward minus the overlong penalty: what the advantages see
+  std::vector<rollout::Rollout> all_rollouts;  // every round, for metrics
+  std::vector<reward::ScoredSample> all_scores;
+  double penalty_sum = 0;
+  int rounds = 0;
+  int64_t groups_generated = 0;
+  int64_t groups_flat = 0;  // all G rewards equal
+};
+
+// Generates and scores prompts_per_step groups; with dynamic sampling, keeps only groups whose
+// rewards differ and generates again (at most max_sampling_rounds times) until enough remain.
+StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
+  const auto& c = run.config;
+  const int64_t P = c.trainer.prompts_per_step, G = c.rollout.n;
+  StepSamples out;
+  double generate_s = 0, reward_s = 0;
+  while (static_cast<int64_t>(out.rendered.size()) < P) {
+    if (out.rounds == (c.algorithm.dynamic_sampling ? c.algorithm.max_sampling_rounds : 1)) {
+      log::warn("step ", step + 1, ": dynamic sampling kept ", out.rendered.size(), " of ", P,
+                " groups after ", out.rounds, " rounds; training on those");
+      break;
+    }
+    const uint64_t seed =
+        step_seed(c.trainer.seed, step) + static_cast<uint64_t>(out.rounds) * 0x632BE59BD9B4E019ULL;
+    ++out.rounds;
+    std::vector<std::string> rendered;
+    auto records = run.dataset->next_batch(static_cast<size_t>(P));
+    auto prompt_ids = encode_prompts(run, records, rendered);
+    auto t0 = Clock::now();
+    auto rollouts =
+        run.engine->generate(prompt_ids, G, rollout::sampling_params_from(c.rollout, seed));
+    auto t1 = Clock::now();
+    std::vector<reward::Sample> samples;
+    for (const auto& r : rollouts) {
+      const auto& record = records[r.prompt_index];
+      samples.push_back({rendered[r.prompt_index], r.text, record.answer, record.tests});
+    }
+    auto scores = run.rewards->score(samples);
+    generate_s += std::chrono::duration<double>(t1 - t0).count();
+    reward_s += std::chrono::duration<double>(Clock::now() - t1).count();
+
+    for (int64_t p = 0; p < static_cast<int64_t>(records.size()); ++p) {
+      std::vector<double> group;
+      for (int64_t g = 0; g < G; ++g) {
+        const size_t i = static_cast<size_t>(p * G + g);
+        const double penalty =
+            overlong_penalty(c, static_cast<int64_t>(rollouts[i].completion_ids.size()));
+        out.penalty_sum += penalty;
+        group.push_back(scores[i].reward - penalty);
+      }
+      const bool flat = *std::max_element(group.begin(), group.end()) ==
+                        *std::min_element(group.begin(), group.end());
+      ++out.groups_generated;
+      out.groups_flat += flat ? 1 : 0;
+      const bool keep =
+          !(c.algorithm.dynamic_sampling && flat) && static_cast<int64_t>(out.rendered.size()) < P;
+      if (keep) {
+        const int64_t index = static_cast<int64_t>(out.rendered.size());
+        out.rendered.push_back(rendered[p]);
+        for (int64_t g = 0; g < G; ++g) {
+          const size_t i = static_cast<size_t>(p * G + g);
+          rollout::Rollout r = rollouts[i];
+          r.prompt_index = index;
+          out.rollouts.push_back(std::move(r));
+          out.scores.push_back(scores[i]);
+          out.rewards.push_back(group[static_cast<size_t>(g)]);
+        }
+      }
+    }
+    out.all_rollouts.insert(out.all_rollouts.end(), rollouts.begin(), rollouts.end());
+    out.all_scores.insert(out.all_scores.end(), scores.begin(), scores.end());
+  }
+  m.set("time/generate", generate_s);
+  m.set("time/reward", reward_s);
+  return out;
+}
+
+// Log-probs of `model` over the batch, in micro-batches, without autograd.
+at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
+  torch::NoGradGuard no_grad;
+  auto out = at::zeros_like(batch.old_logprobs);
+  const int64_t n = batch.size(), step = run.plan.micro_batch_size;
+  for (int64_t begin = 0; begin < n; begin += step) {
+    auto sub = batch.select(row_range(begin, std::min(n, begin + step)));
+    auto lp = token_outputs(model, sub, run.logprob_temperature, false).logprobs;
+    out.narrow(0, begin, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
+  }
+  return out;
+}
+
+// The reference becomes a copy of the current policy (algorithm.ref_reset_every).
+void reset_reference(Run& run) {
+  torch::NoGradGuard no_grad;
+  auto src = run.policy->named_parameters(true);
+  for (auto& item : run.reference->named_parameters(true)) {
+    item.value().copy_(src[item.key()]);
+  }
+}
+
 std::vector<metrics::SampleRecord> sample_records(const Run& run, int64_t step,
                                                   const std::vector<rollout::Rollout>& rollouts,
                                                   const std::vector<std::string>& rendered,
@@ -252,6 +357,14 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   if (resume) {
     run.policy = model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
                                 model::to_scalar_type(config.model.dtype));
+    const fs::path reference_dir = fs::path(resume->dir) / kReferenceDir;
+    if (run.reference && fs::exists(reference_dir)) {
+      run.reference =
+          model::load_hf(reference_dir.string(), model::to_scalar_type(config.model.dtype));
+      for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
+      run.reference->eval();
+      run.reference_reset = true;
+    }
     summary.first_step = resume->state.step;
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
@@ -293,6 +406,11 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       model::save_hf(run.policy, dir, run.tokenizer_dir);
     };
     writers.optimizer = [&](const std::string& path) { save_optimizer(*run.optimizer, path); };
+    if (run.reference_reset) {
+      writers.reference = [&](const std::string& dir) {
+        model::save_hf(run.reference, dir, run.tokenizer_dir);
+      };
+    }
     summary.last_checkpoint = checkpoints.save(state, writers);
   };
 
@@ -300,61 +418,77 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   for (; step < config.trainer.steps; ++step) {
     const auto step_start = Clock::now();
     metrics::StepMetrics m(step + 1);
-    std::vector<std::string> rendered;
-    auto records = run.dataset->next_batch(static_cast<size_t>(config.trainer.prompts_per_step));
-    auto prompt_ids = encode_prompts(run, records, rendered);
-
-    std::vector<rollout::Rollout> rollouts;
-    {
-      metrics::PhaseTimer timer(m, "generate");
-      rollouts = run.engine->generate(
-          prompt_ids, config.rollout.n,
-          rollout::sampling_params_from(config.rollout, step_seed(config.trainer.seed, step)));
+    if (run.reference && config.algorithm.ref_reset_every > 0 && step > 0 &&
+        step % config.algorithm.ref_reset_every == 0) {
+      reset_reference(run);
+      run.reference_reset = true;
+      log::info("step ", step + 1, ": reference model reset to the current policy");
     }
-    std::vector<reward::ScoredSample> scores;
-    {
-      metrics::PhaseTimer timer(m, "reward");
-      std::vector<reward::Sample> samples;
-      for (const auto& r : rollouts) {
-        const auto& record = records[r.prompt_index];
-        samples.push_back({rendered[r.prompt_index], r.text, record.answer, record.tests});
-      }
-      scores = run.rewards->score(samples);
+    StepSamples s = collect(run, step, m);
+    if (s.rollouts.empty()) {
+      // Every generated group was flat under dynamic sampling: nothing to learn from.
+      log::warn("step ", step + 1, ": no group with differing rewards; no update this step");
     }
     algo::AdvantageResult advantages;
-    {
+    if (!s.rollouts.empty()) {
       metrics::PhaseTimer timer(m, "advantage");
-      std::vector<double> rewards;
       std::vector<int64_t> lengths;
-      for (size_t i = 0; i < rollouts.size(); ++i) {
-        rewards.push_back(scores[i].reward);
-        lengths.push_back(static_cast<int64_t>(rollouts[i].completion_ids.size()));
+      for (const auto& r : s.rollouts) {
+        lengths.push_back(static_cast<int64_t>(r.completion_ids.size()));
       }
       algo::AdvantageInputs in;
-      in.rewards = at::tensor(rewards, at::kDouble);
+      in.rewards = at::tensor(s.rewards, at::kDouble);
       in.group_size = config.rollout.n;
       in.response_lengths = at::tensor(lengths, at::kLong);
       advantages = algo::compute_advantages(in, config.algorithm);
     }
-    auto batch = make_train_batch(rollouts, advantages.advantages).to(run.device);
-    if (run.reference) {
-      metrics::PhaseTimer timer(m, "ref");
-      batch.ref_logprobs = reference_logprobs(run, batch);
-    }
-    {
+    if (!s.rollouts.empty()) {
+      auto batch = make_train_batch(s.rollouts, advantages.advantages);
+      if (config.algorithm.mask_truncated) {
+        for (size_t i = 0; i < s.rollouts.size(); ++i) {
+          if (s.rollouts[i].finish_reason == rollout::FinishReason::length) {
+            batch.response_mask[static_cast<int64_t>(i)].zero_();
+          }
+        }
+      }
+      batch = batch.to(run.device);
+      if (config.algorithm.old_logprobs == config::OldLogprobs::recompute) {
+        metrics::PhaseTimer timer(m, "old_logprobs");
+        auto recomputed = frozen_logprobs(run, run.policy, batch);
+        auto diff = ((recomputed - batch.old_logprobs).abs() * batch.response_mask).max();
+        m.set("logprob/recorded_vs_recomputed_max_abs_diff", diff.item<double>());
+        batch.old_logprobs = recomputed;
+      }
+      if (run.reference) {
+        metrics::PhaseTimer timer(m, "ref");
+        batch.ref_logprobs = frozen_logprobs(run, run.reference, batch);
+      }
       metrics::PhaseTimer timer(m, "update");
       update(run, batch, step, guard, m);
     }
-    add_rollout_metrics(m, rollouts, scores, *run.rewards, config.logging.reflection_words);
-    m.set("zero_variance_groups", advantages.zero_variance_fraction);
-    const double generated = batch.response_mask.sum().item<double>();
+    add_rollout_metrics(m, s.all_rollouts, s.all_scores, *run.rewards,
+                        config.logging.reflection_words);
+    const double groups = static_cast<double>(std::max<int64_t>(s.groups_generated, 1));
+    m.set("zero_variance_groups", static_cast<double>(s.groups_flat) / groups);
+    if (config.algorithm.overlong_buffer > 0) {
+      m.set("reward/overlong_penalty/mean",
+            s.penalty_sum / static_cast<double>(std::max<size_t>(s.all_rollouts.size(), 1)));
+    }
+    if (config.algorithm.dynamic_sampling) {
+      m.set("dynamic_sampling/rounds", s.rounds);
+      m.set("dynamic_sampling/kept_groups", static_cast<double>(s.rendered.size()));
+    }
+    double generated = 0;
+    for (const auto& r : s.all_rollouts) generated += static_cast<double>(r.completion_ids.size());
     const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
     m.set("throughput/tokens_per_s", generated / std::max(step_seconds, 1e-9));
     m.set("memory/peak_rss_mb", peak_rss_mb());
     m.set("time/step", step_seconds);
     sinks.write(m);
-    sinks.write_samples(
-        sample_records(run, step + 1, rollouts, rendered, scores, advantages.advantages));
+    if (!s.rollouts.empty()) {
+      sinks.write_samples(
+          sample_records(run, step + 1, s.rollouts, s.rendered, s.scores, advantages.advantages));
+    }
 
     const bool last = step + 1 == config.trainer.steps;
     const bool stopping = stop != nullptr && stop->requested();

@@ -45,6 +45,12 @@ struct Config {
     v("logging", logging);
     v("checkpoint", checkpoint);
   }
+  void check(Checker& c) const {
+    c.require(algorithm.overlong_buffer < rollout.max_new_tokens, "algorithm",
+              "overlong_buffer (" + std::to_string(algorithm.overlong_buffer) +
+                  ") must be smaller than rollout.max_new_tokens (" +
+                  std::to_string(rollout.max_new_tokens) + ")");
+  }
 };
 
 // A config together with the merged YAML tree it came from (for locating later errors).

@@ -17,6 +17,8 @@ namespace grpo::train {
 
 inline constexpr const char* kPolicyDir = "policy";
 inline constexpr const char* kOptimizerFile = "optimizer.pt";
+// Only when the reference model is no longer the initial policy (algorithm.ref_reset_every).
+inline constexpr const char* kReferenceDir = "reference";
 inline constexpr const char* kTrainerStateFile = "trainer_state.json";
 
 // Everything besides weights and optimizer moments that a resumed run needs to continue
@@ -54,6 +56,7 @@ std::string checkpoint_dir_name(int64_t step);
 struct CheckpointWriters {
   std::function<void(const std::string& policy_dir)> policy;
   std::function<void(const std::string& optimizer_path)> optimizer;
+  std::function<void(const std::string& reference_dir)> reference;
 };
 
 struct CheckpointInfo {

@@ -50,6 +50,13 @@ inline const std::vector<std::pair<RatioLevel, std::string>>& enum_names(RatioLe
   return k;
 }
 
+enum class OldLogprobs { recorded, recompute };
+inline const std::vector<std::pair<OldLogprobs, std::string>>& enum_names(OldLogprobs) {
+  static const std::vector<std::pair<OldLogprobs, std::string>> k{
+      {OldLogprobs::recorded, "recorded"}, {OldLogprobs::recompute, "recompute"}};
+  return k;
+}
+
 struct AlgorithmConfig {
   AdvantageEstimator advantage = AdvantageEstimator::grpo;
   StdScaling std_scaling = StdScaling::group;
@@ -62,6 +69,19 @@ struct AlgorithmConfig {
   LossAggregation loss_aggregation = LossAggregation::token_mean;
   double entropy_coef = 0.0;
   int mu = 1;  // policy updates per rollout batch
+  // recorded: the engine's behaviour log-probs (same module, same weights); recompute: one
+  // extra no-grad forward of the training path before the update.
+  OldLogprobs old_logprobs = OldLogprobs::recorded;
+  int ref_reset_every = 0;  // copy the policy into the reference every N steps; 0: never
+  // DAPO dynamic sampling: drop groups whose rewards are all equal and sample more prompts
+  // until prompts_per_step groups remain, at most max_sampling_rounds generate calls per step.
+  bool dynamic_sampling = false;
+  int max_sampling_rounds = 4;
+  bool mask_truncated = false;  // truncated completions (finish "length") get no loss
+  // DAPO soft overlong punishment: completions longer than max_new_tokens - overlong_buffer
+  // lose up to overlong_penalty (linearly, reaching it at max_new_tokens); 0: off.
+  int overlong_buffer = 0;
+  double overlong_penalty = 1.0;
 
   template <class V>
   void visit(V& v) {
@@ -76,6 +96,13 @@ struct AlgorithmConfig {
     v("loss_aggregation", loss_aggregation);
     v("entropy_coef", entropy_coef);
     v("mu", mu, at_least(1));
+    v("old_logprobs", old_logprobs);
+    v("ref_reset_every", ref_reset_every, at_least(0));
+    v("dynamic_sampling", dynamic_sampling);
+    v("max_sampling_rounds", max_sampling_rounds, at_least(1));
+    v("mask_truncated", mask_truncated);
+    v("overlong_buffer", overlong_buffer, at_least(0));
+    v("overlong_penalty", overlong_penalty, at_least(0));
   }
   void check(Checker& c) const {
     c.require(dual_clip == 0.0 || dual_clip > 1.0, "dual_clip",
