@@ -294,8 +294,9 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
     uniforms.resize(batch);
     for (int64_t b = 0; b < batch; ++b) {
       const Row& row = rows[live[b]];
-      uniforms[b] = sequence_uniform(params.seed, row.prompt, row.sample,
-                                     static_cast<int64_t>(out[row.out].completion_ids.size()));
+      uniforms[b] =
+          sequence_uniform(params.seed, params.first_prompt_index + row.prompt, row.sample,
+                           static_cast<int64_t>(out[row.out].completion_ids.size()));
     }
     const at::Tensor u = at::from_blob(uniforms.data(), {batch}, at::kDouble);
     const Sampled next = sample_next(logits, u, params);

@@ -199,6 +199,24 @@ TEST(Rollout, SeedDeterminism) {
   EXPECT_NE(a[0].completion_ids, a[1].completion_ids);
 }
 
+// A rank samples its shard of a global batch with first_prompt_index = the shard's first global
+// index: each prompt then gets the samples it gets when the whole batch is sampled at once.
+TEST(Rollout, ShardSamplesWhatTheWholeBatchSamples) {
+  const int64_t vocab = 97;
+  gm::CausalLM model = tiny_model(vocab);
+  gr::RolloutEngine engine(model, nullptr);
+  const auto prompts = make_prompts({4, 9, 6, 3}, vocab);
+  auto sp = params(1.0, 12, 5);
+  const auto whole = engine.generate(prompts, 2, sp);
+  sp.first_prompt_index = 2;
+  auto shard = engine.generate({prompts[2], prompts[3]}, 2, sp);
+  for (auto& r : shard) r.prompt_index += 2;
+  expect_same(std::vector<gr::Rollout>(whole.begin() + 4, whole.end()), shard, 1e-5);
+  sp.first_prompt_index = 0;  // without the offset the shard samples other tokens
+  const auto unshifted = engine.generate({prompts[2], prompts[3]}, 2, sp);
+  EXPECT_NE(unshifted[0].completion_ids, whole[4].completion_ids);
+}
+
 TEST(Rollout, BadInputFailsBeforeWork) {
   const int64_t vocab = 50;
   gm::CausalLM model = tiny_model(vocab, 7, /*context=*/32);

@@ -28,6 +28,10 @@ struct SamplingParams {
   std::vector<int32_t> stop_token_ids;  // in addition to the tokenizer's eos
   bool ignore_eos = false;  // fixed-length mode (benchmarks): no eos, stop ids or stop strings
   uint64_t seed = 0;        // same seed, prompts and G -> same output on the same device/build
+  // Added to each prompt's index when drawing its random numbers: a rank that samples its shard
+  // of a global batch passes the shard's first global index, so every prompt samples what it
+  // would in a single process (the run does not depend on the number of ranks).
+  int64_t first_prompt_index = 0;
 };
 
 SamplingParams sampling_params_from(const config::RolloutConfig& config, uint64_t seed);
