@@ -113,4 +113,13 @@ AdvantageResult compute_advantages(const AdvantageInputs& in, const config::Algo
   return out;
 }
 
+double overlong_penalty(int64_t length, int64_t max_new_tokens, int64_t buffer, double factor) {
+  GRPO_CHECK(buffer >= 0 && buffer < max_new_tokens, "overlong buffer ", buffer,
+             " must be in [0, max_new_tokens = ", max_new_tokens, ")");
+  if (buffer == 0) return 0.0;
+  const int64_t start = max_new_tokens - buffer;
+  if (length <= start) return 0.0;
+  return factor * static_cast<double>(length - start) / static_cast<double>(buffer);
+}
+
 }  // namespace grpo::algo

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "grpo/algo/advantages.h"
 #include "grpo/algo/batch_plan.h"
@@ -21,6 +22,7 @@
 #include "grpo/text/template.h"
 #include "grpo/text/tokenizer.h"
 #include "grpo/train/checkpoint.h"
+#include "grpo/train/data_parallel.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
 #include "grpo/train/rollout_metrics.h"
@@ -83,7 +85,8 @@ struct Run {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   algo::BatchPlan plan;
   double logprob_temperature = 1.0;
-  bool reference_reset = false;  // the reference is no longer the initial policy
+  bool reference_reset = false;      // the reference is no longer the initial policy
+  std::unique_ptr<DataParallel> dp;  // identity for one process (docs/distributed.md)
 
   explicit Run(const config::Config& c) : config(c) {}
 };
@@ -101,8 +104,14 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
     for (int64_t begin = 0; begin < batch.size(); begin += mb) {
       const int64_t end = std::min(batch.size(), begin + mb);
       algo::LossNormalizers norm;
-      norm.tokens = batch.response_mask.narrow(0, begin, end - begin).sum().item<double>();
-      norm.sequences = static_cast<double>(end - begin);
+      // Totals over every rank's share of the minibatch, so that the summed gradients are the
+      // full minibatch's.
+      const auto totals =
+          run.dp->sum({batch.response_mask.narrow(0, begin, end - begin).sum().item<double>(),
+                       static_cast<double>(end - begin)},
+                      "minibatch token count");
+      norm.tokens = totals[0];
+      norm.sequences = totals[1];
       norm.max_response_length = run.config.rollout.max_new_tokens;
       if (norm.tokens == 0) continue;  // every completion masked (algorithm.mask_truncated)
       run.optimizer->zero_grad();
@@ -118,10 +127,13 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
         in.ref_logprobs = sub.ref_logprobs;
         in.entropy = algorithm.entropy_coef != 0.0 ? tokens.entropy : tokens.entropy.detach();
         auto out = algo::policy_loss(in, norm, algorithm);
+        if (mbegin + micro >= end) run.dp->before_last_backward();
         out.loss.backward();
         loss += out.loss.item<double>();
         stats += out.stats.cpu();
       }
+      run.dp->reduce_gradients();
+      loss = run.dp->sum({loss}, "loss")[0];
       const double grad_norm = clip_grad_norm(run.params, run.config.trainer.max_grad_norm);
       if (guard.check(step + 1, at::scalar_tensor(loss), run.params)) {
         run.optimizer->step();
@@ -134,6 +146,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       }
     }
   }
+  run.dp->sum_(stats, "loss statistics");
   const auto summary = algo::summarize(stats);
   const double steps = static_cast<double>(std::max<int64_t>(optimizer_steps, 1));
   m.set("loss", loss_sum / steps);
@@ -150,14 +163,17 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
 
 void setup(Run& run, const TrainOptions& options) {
   const auto& c = run.config;
+  const dist::Env& env = options.dist;
   GRPO_CHECK_KIND(config, !c.data.train_files.empty(),
                   "data.train_files is empty: grpo train needs prompts");
   GRPO_CHECK_KIND(config, !c.reward.functions.empty(),
                   "reward.functions is empty: grpo train needs at least one reward");
   run.plan = algo::plan_batches(c.trainer.prompts_per_step, c.rollout.n, c.trainer.minibatch_size,
-                                c.trainer.micro_batch_size, 1);
-  run.device = pick_device(c.trainer.device);
-  torch::manual_seed(c.trainer.seed);
+                                c.trainer.micro_batch_size, env.world_size);
+  run.device = rank_device(pick_device(c.trainer.device), env);
+  run.dp = std::make_unique<DataParallel>(c.distributed, env, run.device);
+  run.dp->check_config(config::config_hash(c));
+  torch::manual_seed(dist::rank_seed(static_cast<uint64_t>(c.trainer.seed), env.rank));
   if (c.trainer.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
 
   run.tokenizer_dir = c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path;
@@ -197,17 +213,6 @@ std::vector<std::vector<int32_t>> encode_prompts(Run& run,
   return ids;
 }
 
-// DAPO soft overlong punishment for a completion of `length` tokens (0 when off or short).
-double overlong_penalty(const config::Config& c, int64_t length) {
-  const auto& a = c.algorithm;
-  if (a.overlong_buffer <= 0) return 0.0;
-  const int64_t start = c.rollout.max_new_tokens - a.overlong_buffer;
-  if (length <= start) return 0.0;
-  const double over =
-      static_cast<double>(std::min<int64_t>(length, c.rollout.max_new_tokens) - start);
-  return a.overlong_penalty * over / a.overlong_buffer;
-}
-
 // One step's samples: the groups that train, and everything generated (for metrics).
 struct StepSamples {
   std::vector<std::string> rendered;  // per training group
@@ -227,10 +232,12 @@ struct StepSamples {
 // rewards differ and generates again (at most max_sampling_rounds times) until enough remain.
 StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
   const auto& c = run.config;
-  const int64_t P = c.trainer.prompts_per_step, G = c.rollout.n;
+  // P: this rank's share of the step's prompts (all of them in a single process). The ranks go
+  // through the same sampling rounds, so their data cursors stay equal.
+  const int64_t P = run.plan.prompts_per_rank, G = c.rollout.n;
   StepSamples out;
   double generate_s = 0, reward_s = 0;
-  while (static_cast<int64_t>(out.rendered.size()) < P) {
+  while (run.dp->any(static_cast<int64_t>(out.rendered.size()) < P, "sampling round")) {
     if (out.rounds == (c.algorithm.dynamic_sampling ? c.algorithm.max_sampling_rounds : 1)) {
       log::warn("step ", step + 1, ": dynamic sampling kept ", out.rendered.size(), " of ", P,
                 " groups after ", out.rounds, " rounds; training on those");
@@ -240,11 +247,13 @@ StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
         step_seed(c.trainer.seed, step) + static_cast<uint64_t>(out.rounds) * 0x632BE59BD9B4E019ULL;
     ++out.rounds;
     std::vector<std::string> rendered;
-    auto records = run.dataset->next_batch(static_cast<size_t>(P));
+    auto records = run.dataset->next_batch(static_cast<size_t>(c.trainer.prompts_per_step),
+                                           run.dp->rank(), run.dp->world_size());
     auto prompt_ids = encode_prompts(run, records, rendered);
     auto t0 = Clock::now();
-    auto rollouts =
-        run.engine->generate(prompt_ids, G, rollout::sampling_params_from(c.rollout, seed));
+    auto sampling = rollout::sampling_params_from(c.rollout, seed);
+    sampling.first_prompt_index = run.dp->rank() * P;  // as if one process sampled them all
+    auto rollouts = run.engine->generate(prompt_ids, G, sampling);
     auto t1 = Clock::now();
     std::vector<reward::Sample> samples;
     for (const auto& r : rollouts) {
@@ -259,8 +268,9 @@ StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
       std::vector<double> group;
       for (int64_t g = 0; g < G; ++g) {
         const size_t i = static_cast<size_t>(p * G + g);
-        const double penalty =
-            overlong_penalty(c, static_cast<int64_t>(rollouts[i].completion_ids.size()));
+        const double penalty = algo::overlong_penalty(
+            static_cast<int64_t>(rollouts[i].completion_ids.size()), c.rollout.max_new_tokens,
+            c.algorithm.overlong_buffer, c.algorithm.overlong_penalty);
         out.penalty_sum += penalty;
         group.push_back(scores[i].reward - penalty);
       }
@@ -289,6 +299,19 @@ StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
   m.set("time/generate", generate_s);
   m.set("time/reward", reward_s);
   return out;
+}
+
+// Ranks train on equal shares (the same number of minibatches and collectives): when dynamic
+// sampling left them with different numbers of groups, each keeps the smallest number.
+void equalize_groups(Run& run, StepSamples& s) {
+  const auto kept = static_cast<int64_t>(s.rendered.size());
+  const int64_t common = run.dp->min(kept, "kept groups");
+  if (common == kept) return;
+  const int64_t rows = common * run.config.rollout.n;
+  s.rendered.erase(s.rendered.begin() + common, s.rendered.end());
+  s.rollouts.erase(s.rollouts.begin() + rows, s.rollouts.end());
+  s.scores.erase(s.scores.begin() + rows, s.scores.end());
+  s.rewards.erase(s.rewards.begin() + rows, s.rewards.end());
 }
 
 // Log-probs of `model` over the batch, in micro-batches, without autograd.
@@ -345,7 +368,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   Run run(config);
   setup(run, options);
   const std::string hash = config::config_hash(config);
-  {
+  if (run.dp->is_main()) {
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
     out.write(config::to_yaml(config));
     out.commit();
@@ -368,13 +391,15 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     summary.first_step = resume->state.step;
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
+  run.dp->check_resume_step(summary.first_step);
   run.policy->to(run.device);
   if (run.reference) run.reference->to(run.device);
   run.params = trainable_parameters(*run.policy);
+  run.dp->start(run.params);  // identical parameters on every rank, gradient buckets
   run.optimizer = make_adamw(run.params, config.trainer);
   if (resume) {
     load_optimizer(*run.optimizer, (fs::path(resume->dir) / kOptimizerFile).string());
-    restore_torch_rng(resume->state.rng_states);
+    if (run.dp->is_main()) restore_torch_rng(resume->state.rng_states);  // rank 0's stream
     run.dataset->restore(data::DataCursor::from_json(resume->state.data_cursor));
     guard.restore(resume->state.extra.value("nonfinite_consecutive", 0),
                   resume->state.extra.value("nonfinite_total", int64_t{0}));
@@ -390,10 +415,14 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
             " prompts x G=", config.rollout.n, " (", run.plan.minibatches_per_step,
             " optimizer step(s) per step)");
 
-  RunSinks sinks(options.run_dir, config.logging, config.trainer.steps,
-                 resume ? std::optional<int64_t>(summary.first_step) : std::nullopt);
+  std::optional<RunSinks> sinks;  // rank 0 writes the metrics and samples
+  if (run.dp->is_main()) {
+    sinks.emplace(options.run_dir, config.logging, config.trainer.steps,
+                  resume ? std::optional<int64_t>(summary.first_step) : std::nullopt);
+  }
   CheckpointManager checkpoints(options.run_dir, config.checkpoint.keep_last);
   auto save = [&](int64_t steps_done) {
+    if (!run.dp->is_main()) return;  // rank 0 writes checkpoints; every rank resumes from them
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
@@ -425,6 +454,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       log::info("step ", step + 1, ": reference model reset to the current policy");
     }
     StepSamples s = collect(run, step, m);
+    equalize_groups(run, s);
     if (s.rollouts.empty()) {
       // Every generated group was flat under dynamic sampling: nothing to learn from.
       log::warn("step ", step + 1, ": no group with differing rewards; no update this step");
@@ -436,11 +466,18 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       for (const auto& r : s.rollouts) {
         lengths.push_back(static_cast<int64_t>(r.completion_ids.size()));
       }
+      // Every rank's rewards, so that batch-level statistics cover the whole step; this rank
+      // keeps its own rows.
+      const int64_t n = static_cast<int64_t>(s.rewards.size());
+      std::vector<double> local = s.rewards;
+      local.insert(local.end(), lengths.begin(), lengths.end());
+      const auto all = at::tensor(run.dp->gather(local, "rewards"), at::kDouble).view({-1, 2, n});
       algo::AdvantageInputs in;
-      in.rewards = at::tensor(s.rewards, at::kDouble);
+      in.rewards = all.select(1, 0).reshape(-1);
       in.group_size = config.rollout.n;
-      in.response_lengths = at::tensor(lengths, at::kLong);
+      in.response_lengths = all.select(1, 1).reshape(-1).to(at::kLong);
       advantages = algo::compute_advantages(in, config.algorithm);
+      advantages.advantages = advantages.advantages.narrow(0, run.dp->rank() * n, n);
     }
     if (!s.rollouts.empty()) {
       auto batch = make_train_batch(s.rollouts, advantages.advantages);
@@ -484,14 +521,16 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     m.set("throughput/tokens_per_s", generated / std::max(step_seconds, 1e-9));
     m.set("memory/peak_rss_mb", peak_rss_mb());
     m.set("time/step", step_seconds);
-    sinks.write(m);
-    if (!s.rollouts.empty()) {
-      sinks.write_samples(
+    run.dp->reduce_metrics(m);
+    if (sinks) sinks->write(m);
+    if (sinks && !s.rollouts.empty()) {
+      sinks->write_samples(
           sample_records(run, step + 1, s.rollouts, s.rendered, s.scores, advantages.advantages));
     }
 
     const bool last = step + 1 == config.trainer.steps;
-    const bool stopping = stop != nullptr && stop->requested();
+    run.dp->periodic_check(step + 1, run.params);
+    const bool stopping = run.dp->any(stop != nullptr && stop->requested(), "stop signal");
     const bool periodic = config.checkpoint.every > 0 && (step + 1) % config.checkpoint.every == 0;
     if (periodic || stopping || (last && config.checkpoint.save_final)) {
       const auto t0 = Clock::now();
@@ -505,7 +544,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       break;
     }
   }
-  sinks.finish();
+  if (sinks) sinks->finish();
   summary.last_step = step;
   return summary;
 }

@@ -86,6 +86,18 @@ TEST(Advantages, ReinforcePlusPlusWhitensOverTokens) {
   EXPECT_DOUBLE_EQ(u.zero_variance_fraction, 0.5);
 }
 
+TEST(Advantages, OverlongPenaltyIsDapoSoftPunishment) {
+  // DAPO: L_max = 32, L_cache = 8. No penalty up to 24 tokens, then (L - 24) / 8 x factor.
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(10, 32, 8, 1.0), 0.0);
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(24, 32, 8, 1.0), 0.0);
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(25, 32, 8, 1.0), 0.125);
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(28, 32, 8, 1.0), 0.5);
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(32, 32, 8, 1.0), 1.0);
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(30, 32, 8, 0.5), 0.375);
+  EXPECT_DOUBLE_EQ(algo::overlong_penalty(32, 32, 0, 1.0), 0.0);  // off
+  EXPECT_THROW(algo::overlong_penalty(5, 32, 32, 1.0), grpo::Error);
+}
+
 TEST(Advantages, BadInputsAreClearErrors) {
   EXPECT_THROW(advantages({1, 0, 1}, 2, config::AdvantageEstimator::grpo), grpo::Error);
   EXPECT_THROW(advantages({1, 0}, 1, config::AdvantageEstimator::grpo), grpo::Error);

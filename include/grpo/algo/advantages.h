@@ -39,4 +39,9 @@ AdvantageFn advantage_estimator(config::AdvantageEstimator which);
 // names and counts zero-variance groups. Computes in float64 and returns float32.
 AdvantageResult compute_advantages(const AdvantageInputs& in, const config::AlgorithmConfig& cfg);
 
+// DAPO's soft overlong punishment, a reward term: 0 while length <= max_new_tokens - buffer,
+// then falling linearly to -factor at length == max_new_tokens (and below for longer). Returns
+// the penalty as a positive number to subtract; 0 when buffer == 0.
+double overlong_penalty(int64_t length, int64_t max_new_tokens, int64_t buffer, double factor);
+
 }  // namespace grpo::algo

@@ -1,0 +1,314 @@
+// `grpo train` end to end on a tiny model built from scratch: the run directory's outputs,
+// resume after SIGKILL ending bit-identical to an uninterrupted run, SIGTERM's final
+// checkpoint, the config-hash check, dynamic sampling and the reference reset.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/run_cli.h"
+
+namespace fs = std::filesystem;
+using grpo::testing::run_cli;
+using grpo::testing::shell_quote;
+
+namespace {
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+class GrpoTrain : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("grpo_train_cli_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    const auto data = root_ / "arithmetic.jsonl";
+    auto r = run_cli(
+        "data make --task arithmetic --n 128 --seed 3 --difficulty easy "
+        "--with-solutions --out " +
+        shell_quote(data.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_cli("tokenizer train --input " + shell_quote(data.string()) +
+                " --field response --vocab-size 400 --model-type bpe --out " +
+                shell_quote((root_ / "tokenizer").string()));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  // Arguments of a short deterministic run of configs/smoke_cpu.yaml on the suite's assets.
+  // The overlong penalty makes rewards differ inside groups, so even the untrained model
+  // gets non-zero advantages and its weights move every step.
+  static std::string run_args(const fs::path& run_dir, int steps, const std::string& extra = "") {
+    return "--log-level warn train --config " +
+           shell_quote(std::string(GRPO_SOURCE_DIR) + "/configs/smoke_cpu.yaml") + " --run-dir " +
+           shell_quote(run_dir.string()) +
+           " --set tokenizer.path=" + shell_quote((root_ / "tokenizer").string()) +
+           " --set data.train_files=[" + shell_quote((root_ / "arithmetic.jsonl").string()) +
+           "] --set trainer.steps=" + std::to_string(steps) +
+           " --set checkpoint.every=2 --set checkpoint.keep_last=10"
+           " --set trainer.deterministic=true --set algorithm.overlong_buffer=16 " +
+           extra;
+  }
+
+  static fs::path policy_weights(const fs::path& run_dir, int step) {
+    std::ostringstream name;
+    name << "step_" << std::string(6 - std::to_string(step).size(), '0') << step;
+    return run_dir / "checkpoints" / name.str() / "policy" / "model.safetensors";
+  }
+
+  static fs::path root_;
+};
+
+fs::path GrpoTrain::root_;
+
+TEST_F(GrpoTrain, TinyRunWritesEveryOutput) {
+  const auto run = root_ / "tiny";
+  const auto r = run_cli(run_args(run, 3));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  // The resolved config is a complete, valid config of its own.
+  const auto resolved = run / "config.resolved.yaml";
+  ASSERT_TRUE(fs::exists(resolved));
+  EXPECT_EQ(run_cli("config check " + shell_quote(resolved.string())).exit_code, 0);
+
+  const auto metrics = read_jsonl(run / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 3u);
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    const auto& m = metrics[i];
+    EXPECT_EQ(m.at("step").get<int>(), static_cast<int>(i) + 1);
+    for (const char* key : {"reward/mean",
+                            "reward/std",
+                            "accuracy",
+                            "format_rate",
+                            "response_length/mean",
+                            "response_length/max",
+                            "response_length/truncated_fraction",
+                            "kl/mean",
+                            "entropy/mean",
+                            "clip_frac/low",
+                            "clip_frac/high",
+                            "grad_norm",
+                            "lr",
+                            "loss",
+                            "time/step",
+                            "time/generate",
+                            "time/reward",
+                            "time/ref",
+                            "time/update",
+                            "throughput/tokens_per_s",
+                            "memory/peak_rss_mb",
+                            "zero_variance_groups",
+                            "reflection/per_completion",
+                            "reward/overlong_penalty/mean"}) {
+      EXPECT_TRUE(m.contains(key)) << "step " << i + 1 << " lacks " << key;
+    }
+    EXPECT_LE(m.at("response_length/max").get<double>(), 32.0);  // rollout.max_new_tokens
+    // The first ratio of a step is exactly the recorded behaviour log-prob's (mu = 1).
+    EXPECT_NEAR(m.at("ratio/mean").get<double>(), 1.0, 1e-5);
+  }
+  // The untrained model is mostly cut at max_new_tokens, so the overlong penalty is positive.
+  EXPECT_GT(metrics[0].at("reward/overlong_penalty/mean").get<double>(), 0.0);
+
+  const auto samples = read_jsonl(run / "samples.jsonl");
+  ASSERT_EQ(samples.size(), 3u * 2u);  // logging.samples_per_step = 2
+  for (const char* key : {"step", "prompt", "completion", "reward", "advantage", "finish_reason"}) {
+    EXPECT_TRUE(samples[0].contains(key)) << key;
+  }
+
+  bool has_events = false;
+  for (const auto& entry : fs::directory_iterator(run)) {
+    has_events |= entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  }
+  EXPECT_TRUE(has_events);
+
+  // Checkpoints at step 2 (every: 2) and the final step 3; the policy folder is a model that
+  // grpo generate loads with its tokenizer.
+  EXPECT_TRUE(fs::exists(policy_weights(run, 2)));
+  ASSERT_TRUE(fs::exists(policy_weights(run, 3)));
+  const auto policy = policy_weights(run, 3).parent_path();
+  EXPECT_TRUE(fs::exists(policy / "config.json"));
+  EXPECT_TRUE(fs::exists(policy.parent_path() / "trainer_state.json"));
+  const auto g = run_cli("generate --model " + shell_quote(policy.string()) +
+                         " --prompt 'Calculate 1 + 2.' --max-new-tokens 4 --seed 1");
+  EXPECT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.out.find("completion"), std::string::npos) << g.out;
+}
+
+TEST_F(GrpoTrain, ResumeFromACheckpointEndsBitIdentical) {
+  const auto full = root_ / "full";
+  ASSERT_EQ(run_cli(run_args(full, 6)).exit_code, 0);
+
+  // A run that only has the uninterrupted run's step-2 checkpoint continues from it.
+  const auto resumed = root_ / "resumed";
+  fs::create_directories(resumed / "checkpoints");
+  fs::copy(full / "checkpoints" / "step_000002", resumed / "checkpoints" / "step_000002",
+           fs::copy_options::recursive);
+  const auto r = run_cli(run_args(resumed, 6, "--resume auto"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(fs::exists(policy_weights(resumed, 6)));
+  EXPECT_EQ(slurp(policy_weights(resumed, 6)), slurp(policy_weights(full, 6)));
+  EXPECT_NE(slurp(policy_weights(full, 2)), slurp(policy_weights(full, 6)));  // it did train
+
+  // The resumed run's metrics continue at step 3 with the same rewards.
+  const auto a = read_jsonl(full / "metrics.jsonl");
+  const auto b = read_jsonl(resumed / "metrics.jsonl");
+  ASSERT_EQ(b.size(), 4u);
+  EXPECT_EQ(b.front().at("step").get<int>(), 3);
+  for (size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].at("reward/mean").get<double>(), a[i + 2].at("reward/mean").get<double>());
+    EXPECT_EQ(b[i].at("loss").get<double>(), a[i + 2].at("loss").get<double>());
+  }
+}
+
+// Starts `grpo <args>` (shell words) in the background; returns its pid.
+pid_t spawn_cli(const std::string& args) {
+  const std::string command = "exec " + std::string(GRPO_CLI_PATH) + " " + args + " 2>/dev/null";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits until `path` exists or the process exits; true when it exists.
+bool wait_for(const fs::path& path, pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(path)) return true;
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return fs::exists(path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
+TEST_F(GrpoTrain, SigkillThenResumeAutoMatchesTheUninterruptedRun) {
+  const int steps = 10;
+  const auto full = root_ / "kill_full";
+  ASSERT_EQ(run_cli(run_args(full, steps)).exit_code, 0);
+
+  const auto killed = root_ / "killed";
+  const pid_t pid = spawn_cli(run_args(killed, steps));
+  ASSERT_GT(pid, 0);
+  const bool reached = wait_for(killed / "checkpoints" / "step_000002", pid);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(reached) << "the run never wrote its first checkpoint";
+
+  const auto r = run_cli(run_args(killed, steps, "--resume auto"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(slurp(policy_weights(killed, steps)), slurp(policy_weights(full, steps)));
+  const auto metrics = read_jsonl(killed / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), static_cast<size_t>(steps));  // no step twice, none missing
+  for (int i = 0; i < steps; ++i) EXPECT_EQ(metrics[i].at("step").get<int>(), i + 1);
+}
+
+TEST_F(GrpoTrain, SigtermFinishesTheStepAndCheckpoints) {
+  const auto run = root_ / "term";
+  const pid_t pid = spawn_cli(run_args(run, 1000));
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(wait_for(run / "metrics.jsonl", pid));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const auto metrics = read_jsonl(run / "metrics.jsonl");
+  ASSERT_FALSE(metrics.empty());
+  const int last = metrics.back().at("step").get<int>();
+  EXPECT_LT(last, 1000);
+  EXPECT_TRUE(fs::exists(policy_weights(run, last))) << "no checkpoint at step " << last;
+}
+
+TEST_F(GrpoTrain, ResumeWithAnotherConfigIsAConfigError) {
+  const auto run = root_ / "hash";
+  ASSERT_EQ(run_cli(run_args(run, 2)).exit_code, 0);
+  const auto r = run_cli(run_args(run, 2, "--resume auto --set trainer.lr=0.5"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("config"), std::string::npos) << r.err;
+}
+
+TEST_F(GrpoTrain, DynamicSamplingDropsFlatGroups) {
+  // Without the overlong penalty the untrained model scores 0 everywhere: every group is flat,
+  // dynamic sampling spends its rounds, keeps nothing and skips the update.
+  const auto flat = root_ / "ds_flat";
+  auto r =
+      run_cli(run_args(flat, 1,
+                       "--set algorithm.overlong_buffer=0 --set algorithm.dynamic_sampling=true "
+                       "--set algorithm.max_sampling_rounds=3"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = read_jsonl(flat / "metrics.jsonl").at(0);
+  EXPECT_EQ(m.at("dynamic_sampling/rounds").get<double>(), 3.0);
+  EXPECT_EQ(m.at("dynamic_sampling/kept_groups").get<double>(), 0.0);
+  EXPECT_EQ(m.at("zero_variance_groups").get<double>(), 1.0);
+  EXPECT_FALSE(m.contains("loss"));
+
+  // With the penalty, lengths differ inside groups: a full batch of groups is kept.
+  const auto varied = root_ / "ds_varied";
+  r = run_cli(run_args(varied, 1, "--set algorithm.dynamic_sampling=true"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  m = read_jsonl(varied / "metrics.jsonl").at(0);
+  EXPECT_EQ(m.at("dynamic_sampling/kept_groups").get<double>(), 4.0);  // prompts_per_step
+  EXPECT_TRUE(m.contains("loss"));
+}
+
+TEST_F(GrpoTrain, RecomputedOldLogprobsMatchTheRecordedOnes) {
+  const auto run = root_ / "recompute";
+  const auto r = run_cli(run_args(run, 2, "--set algorithm.old_logprobs=recompute"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& m : read_jsonl(run / "metrics.jsonl")) {
+    // Same module, same weights: the KV-cache decode and the full forward agree to rounding.
+    EXPECT_LT(m.at("logprob/recorded_vs_recomputed_max_abs_diff").get<double>(), 1e-4);
+  }
+}
+
+TEST_F(GrpoTrain, ReferenceResetIsCheckpointedAndResumed) {
+  const std::string reset = "--set algorithm.ref_reset_every=2 --set algorithm.beta=0.5";
+  const auto full = root_ / "ref_full";
+  ASSERT_EQ(run_cli(run_args(full, 6, reset)).exit_code, 0);
+  // Before the first reset (step index 2) the checkpoint has no reference; after it, it does.
+  EXPECT_FALSE(fs::exists(full / "checkpoints" / "step_000002" / "reference"));
+  EXPECT_TRUE(fs::exists(full / "checkpoints" / "step_000004" / "reference" / "model.safetensors"));
+  // A reset reference is the policy: KL is exactly 0 on the step after a reset (3 and 5) and
+  // grows again once the policy moves.
+  const auto metrics = read_jsonl(full / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 6u);
+  EXPECT_EQ(metrics[2].at("kl/mean").get<double>(), 0.0);
+  EXPECT_EQ(metrics[4].at("kl/mean").get<double>(), 0.0);
+  EXPECT_GT(metrics[3].at("kl/mean").get<double>() + metrics[5].at("kl/mean").get<double>(), 0.0);
+
+  const auto resumed = root_ / "ref_resumed";
+  fs::create_directories(resumed / "checkpoints");
+  fs::copy(full / "checkpoints" / "step_000004", resumed / "checkpoints" / "step_000004",
+           fs::copy_options::recursive);
+  ASSERT_EQ(run_cli(run_args(resumed, 6, reset + " --resume auto")).exit_code, 0);
+  EXPECT_EQ(slurp(policy_weights(resumed, 6)), slurp(policy_weights(full, 6)));
+}
+
+}  // namespace
