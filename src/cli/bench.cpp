@@ -13,6 +13,7 @@ void add_bench_verb(CLI::App& app) {
   add_bench_rollout(*bench);
   add_bench_reward(*bench);
   add_bench_forward(*bench);
+  add_bench_train(*bench);
 }
 
 }  // namespace grpo::cli

@@ -23,5 +23,6 @@ void add_bench_tokenizer(CLI::App& bench);
 void add_bench_rollout(CLI::App& bench);
 void add_bench_reward(CLI::App& bench);
 void add_bench_forward(CLI::App& bench);
+void add_bench_train(CLI::App& bench);
 
 }  // namespace grpo::cli
