@@ -178,12 +178,13 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
                "attention: key_mask must be (", batch, ", ", s, "), got ", key_mask.sizes());
     allowed = allowed.logical_and(key_mask.to(at::kBool).view({batch, 1, 1, s}));
   }
-  // The dtype's lowest finite value rather than -inf: fully masked rows stay finite.
-  const double lowest = lowest_finite(q.scalar_type());
+  // The dtype's lowest finite value rather than -inf: fully masked rows stay finite. The scores'
+  // dtype, not q's: under autocast a float32 q gives bfloat16/float16 scores.
+  const double lowest = lowest_finite(scores.scalar_type());
   scores = scores.masked_fill(allowed.logical_not(), lowest);
   // fp32 softmax for half types (as HF's eager attention); doubles stay double for tests.
   const at::ScalarType softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor probs = at::softmax(scores, -1, softmax_dtype).to(q.scalar_type());
+  const at::Tensor probs = at::softmax(scores, -1, softmax_dtype).to(scores.scalar_type());
   return at::matmul(probs, vx);
 }
 

@@ -21,6 +21,7 @@
 #include "grpo/rollout/engine.h"
 #include "grpo/text/template.h"
 #include "grpo/text/tokenizer.h"
+#include "grpo/torch_compat.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/data_parallel.h"
 #include "grpo/train/nonfinite_guard.h"
@@ -85,11 +86,18 @@ struct Run {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   algo::BatchPlan plan;
   double logprob_temperature = 1.0;
-  bool reference_reset = false;      // the reference is no longer the initial policy
-  std::unique_ptr<DataParallel> dp;  // identity for one process (docs/distributed.md)
+  at::ScalarType autocast_dtype = at::kFloat;  // trainer.autocast; kFloat: off
+  bool reference_reset = false;                // the reference is no longer the initial policy
+  std::unique_ptr<DataParallel> dp;            // identity for one process (docs/distributed.md)
 
   explicit Run(const config::Config& c) : config(c) {}
 };
+
+// trainer.autocast for the run's device, for the guard's lifetime.
+compat::AutocastGuard autocast(const Run& run) {
+  return compat::AutocastGuard(run.device.type(), run.autocast_dtype,
+                               run.autocast_dtype != at::kFloat);
+}
 
 // mu passes over the rollout batch, one optimizer step per minibatch.
 void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& guard,
@@ -118,7 +126,10 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       double loss = 0;
       for (int64_t mbegin = begin; mbegin < end; mbegin += micro) {
         auto sub = batch.select(row_range(mbegin, std::min(end, mbegin + micro)));
-        auto tokens = token_outputs(run.policy, sub, run.logprob_temperature, true);
+        auto tokens = [&] {
+          auto amp = autocast(run);
+          return token_outputs(run.policy, sub, run.logprob_temperature, true);
+        }();
         algo::PolicyLossInputs in;
         in.logprobs = tokens.logprobs;
         in.old_logprobs = sub.old_logprobs;
@@ -171,6 +182,9 @@ void setup(Run& run, const TrainOptions& options) {
   run.plan = algo::plan_batches(c.trainer.prompts_per_step, c.rollout.n, c.trainer.minibatch_size,
                                 c.trainer.micro_batch_size, env.world_size);
   run.device = rank_device(pick_device(c.trainer.device), env);
+  run.autocast_dtype = c.trainer.autocast == config::Autocast::bfloat16  ? at::kBFloat16
+                       : c.trainer.autocast == config::Autocast::float16 ? at::kHalf
+                                                                         : at::kFloat;
   run.dp = std::make_unique<DataParallel>(c.distributed, env, run.device);
   run.dp->check_config(config::config_hash(c));
   torch::manual_seed(dist::rank_seed(static_cast<uint64_t>(c.trainer.seed), env.rank));
@@ -253,7 +267,10 @@ StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
     auto t0 = Clock::now();
     auto sampling = rollout::sampling_params_from(c.rollout, seed);
     sampling.first_prompt_index = run.dp->rank() * P;  // as if one process sampled them all
-    auto rollouts = run.engine->generate(prompt_ids, G, sampling);
+    auto rollouts = [&] {
+      auto amp = autocast(run);
+      return run.engine->generate(prompt_ids, G, sampling);
+    }();
     auto t1 = Clock::now();
     std::vector<reward::Sample> samples;
     for (const auto& r : rollouts) {
@@ -317,6 +334,7 @@ void equalize_groups(Run& run, StepSamples& s) {
 // Log-probs of `model` over the batch, in micro-batches, without autograd.
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
   torch::NoGradGuard no_grad;
+  auto amp = autocast(run);
   auto out = at::zeros_like(batch.old_logprobs);
   const int64_t n = batch.size(), step = run.plan.micro_batch_size;
   for (int64_t begin = 0; begin < n; begin += step) {

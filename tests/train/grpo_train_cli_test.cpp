@@ -311,4 +311,26 @@ TEST_F(GrpoTrain, ReferenceResetIsCheckpointedAndResumed) {
   EXPECT_EQ(slurp(policy_weights(resumed, 6)), slurp(policy_weights(full, 6)));
 }
 
+TEST_F(GrpoTrain, AutocastKeepsFloat32MasterWeights) {
+  const auto run = root_ / "autocast";
+  const auto r = run_cli(run_args(run, 2, "--set trainer.autocast=bfloat16"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The safetensors header names every tensor's dtype: the saved policy is float32.
+  const std::string weights = slurp(policy_weights(run, 2));
+  ASSERT_GT(weights.size(), 8u);
+  uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<uint8_t>(weights[i]);
+  const auto header = nlohmann::json::parse(weights.substr(8, header_size));
+  for (const auto& item : header.items()) {
+    if (item.key() != "__metadata__") {
+      EXPECT_EQ(item.value().at("dtype"), "F32") << item.key();
+    }
+  }
+  // Low-precision parameters have no master copy to keep: a config error.
+  const auto bad = run_cli(run_args(root_ / "autocast_bad", 1,
+                                    "--set trainer.autocast=bfloat16 --set model.dtype=bfloat16"));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("autocast"), std::string::npos) << bad.err;
+}
+
 }  // namespace

@@ -50,6 +50,8 @@ struct Config {
               "overlong_buffer (" + std::to_string(algorithm.overlong_buffer) +
                   ") must be smaller than rollout.max_new_tokens (" +
                   std::to_string(rollout.max_new_tokens) + ")");
+    c.require(trainer.autocast == Autocast::none || model.dtype == DType::float32, "trainer",
+              "autocast keeps float32 master weights: it needs model.dtype: float32");
   }
 };
 

@@ -23,6 +23,13 @@ inline const std::vector<std::pair<Device, std::string>>& enum_names(Device) {
   return k;
 }
 
+enum class Autocast { none, bfloat16, float16 };
+inline const std::vector<std::pair<Autocast, std::string>>& enum_names(Autocast) {
+  static const std::vector<std::pair<Autocast, std::string>> k{
+      {Autocast::none, "none"}, {Autocast::bfloat16, "bfloat16"}, {Autocast::float16, "float16"}};
+  return k;
+}
+
 struct TrainerConfig {
   int steps = 100;
   int prompts_per_step = 8;  // per step across all ranks
@@ -39,6 +46,10 @@ struct TrainerConfig {
   int seed = 42;
   Device device = Device::automatic;
   bool deterministic = false;  // bit-reproducible kernels where LibTorch offers them
+  // Mixed precision: float32 parameters and optimizer (master weights), compute in this dtype
+  // through LibTorch's autocast (sampling, reference and update forwards). Needs
+  // model.dtype: float32.
+  Autocast autocast = Autocast::none;
   // Steps in a row skipped for a NaN/Inf loss or gradient before the run aborts.
   int max_nonfinite_steps = 3;
 
@@ -59,6 +70,7 @@ struct TrainerConfig {
     v("seed", seed, at_least(0));
     v("device", device);
     v("deterministic", deterministic);
+    v("autocast", autocast);
     v("max_nonfinite_steps", max_nonfinite_steps, at_least(1));
   }
   void check(Checker& c) const {
