@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
-[ -x "$BUILD_DIR/grpo" ] || scripts/setup.sh "$BUILD_DIR"
+scripts/setup.sh "$BUILD_DIR"  # idempotent: installs what is missing, rebuilds what changed
 GRPO="$BUILD_DIR/grpo"
 ASSETS=runs/smoke_assets
 mkdir -p "$ASSETS"
