@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_generate_verb(app);
   grpo::cli::add_model_verb(app);
   grpo::cli::add_train_verb(app);
+  grpo::cli::add_eval_verb(app);
 
   try {
     app.parse(argc, argv);

@@ -12,11 +12,11 @@
 
 #include "grpo/core/config/data.h"
 #include "grpo/core/config/reward.h"
-#include "grpo/core/config_node.h"
 #include "grpo/core/error.h"
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/reward/pipeline.h"
+#include "reward_setup.h"
 #include "verbs.h"
 
 namespace grpo::cli {
@@ -31,37 +31,6 @@ struct RewardArgs {
   int threads = 0;
   int batch = 4096;
 };
-
-// The reward functions and the field names: from the config's `reward:` and `data:` sections
-// (the rest of a training config is ignored), or --reward names with default options.
-void load_setup(const RewardArgs& args, config::RewardConfig& rc, config::DataConfig& data) {
-  if (!args.config_file.empty()) {
-    config::Node root = config::load_file(args.config_file);
-    const config::Node* reward = root.get("reward");
-    GRPO_CHECK_KIND(config, reward != nullptr, args.config_file, ": has no `reward:` section");
-    config::bind(*reward, rc, "reward");
-    if (const config::Node* d = root.get("data")) config::bind(*d, data, "data");
-    if (!args.rewards.empty()) {  // --reward picks among the configured functions
-      std::vector<config::RewardFunctionConfig> picked;
-      for (const auto& name : args.rewards) {
-        bool found = false;
-        for (const auto& f : rc.functions) {
-          if (f.name == name) picked.push_back(f), found = true;
-        }
-        GRPO_CHECK_KIND(usage, found, "--reward ", name, ": not in ", args.config_file,
-                        "'s reward.functions");
-      }
-      rc.functions = std::move(picked);
-    }
-    return;
-  }
-  GRPO_CHECK_KIND(usage, !args.rewards.empty(), "give --config FILE or at least one --reward NAME");
-  for (const auto& name : args.rewards) {
-    config::RewardFunctionConfig f;
-    f.name = name;
-    rc.functions.push_back(f);
-  }
-}
 
 // A JSON string field as text; numbers (AMC's 27.0) keep their JSON spelling.
 std::string text_field(const nlohmann::json& row, const std::string& key) {
@@ -159,7 +128,7 @@ class Scorer {
 void run_reward(const RewardArgs& args) {
   config::RewardConfig rc;
   config::DataConfig data;
-  load_setup(args, rc, data);
+  load_reward_setup(args.config_file, args.rewards, rc, data);
   reward::RewardPipeline pipeline(rc, args.threads);
   std::ifstream in(args.input);
   GRPO_CHECK_KIND(usage, in.good(), "--input '", args.input, "' cannot be read");

@@ -17,6 +17,7 @@ void add_reward_verb(CLI::App& app);
 void add_generate_verb(CLI::App& app);
 void add_model_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
+void add_eval_verb(CLI::App& app);
 
 // `grpo bench <what>` entries, registered by add_bench_verb (src/cli/bench.cpp).
 void add_bench_tokenizer(CLI::App& bench);

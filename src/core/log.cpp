@@ -2,6 +2,7 @@
 // spdlog through a compiled boundary).
 #include "grpo/core/log.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace grpo::log {
@@ -42,6 +43,14 @@ void set_level(const std::string& level) {
 }
 
 bool enabled(Level level) { return spdlog::should_log(to_spdlog(level)); }
+
+void use_stderr() {
+  // Unnamed like the default logger, so the lines look the same.
+  auto logger =
+      std::make_shared<spdlog::logger>("", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  logger->set_level(spdlog::default_logger()->level());
+  spdlog::set_default_logger(logger);
+}
 
 void write(Level level, const std::string& message) {
   spdlog::log(to_spdlog(level), "{}", message);

@@ -16,6 +16,9 @@ enum class Level { trace, debug, info, warn, error, off };
 void set_level(const std::string& level);
 bool enabled(Level level);
 void write(Level level, const std::string& message);
+// Sends log lines to stderr instead of stdout (for verbs whose stdout is data, such as a JSON
+// summary); the level is kept.
+void use_stderr();
 
 template <class... Args>
 void trace(Args&&... args) {

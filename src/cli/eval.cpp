@@ -1,0 +1,206 @@
+// `grpo eval`: K sampled completions per benchmark item from a model folder, scored with the
+// reward pipeline; pass@1 (mean over K), pass@k, cons@K, per-item JSONL and a summary JSON.
+// The work is train::Evaluator (grpo/train/eval.h); docs/evaluation.md describes the figures.
+#include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "grpo/core/config/tokenizer.h"
+#include "grpo/core/config_node.h"
+#include "grpo/core/error.h"
+#include "grpo/core/jsonl.h"
+#include "grpo/core/log.h"
+#include "grpo/core/safetensors.h"
+#include "grpo/model/checkpoint.h"
+#include "grpo/reward/pipeline.h"
+#include "grpo/text/template.h"
+#include "grpo/text/tokenizer.h"
+#include "grpo/torch_compat.h"
+#include "grpo/train/eval.h"
+#include "reward_setup.h"
+#include "verbs.h"
+
+namespace grpo::cli {
+namespace {
+
+struct EvalArgs {
+  std::string model;
+  std::string data;
+  std::string config_file;
+  std::vector<std::string> rewards;
+  train::EvalFields fields;
+  std::string template_name = "plain";
+  std::string custom_template;
+  std::string system;
+  std::string output;
+  std::string summary;
+  std::string dtype = "float32";
+  std::string device = "auto";
+  size_t limit = 0;
+  int threads = 0;
+  train::EvalOptions eval;
+  // Set when the option was given on the command line (it then wins over --config).
+  CLI::Option* prompt_field = nullptr;
+  CLI::Option* answer_field = nullptr;
+  CLI::Option* tests_field = nullptr;
+  CLI::Option* template_option = nullptr;
+};
+
+at::Device pick_device(const std::string& name) {
+  if (name == "auto") return compat::cuda_device_count() > 0 ? at::Device("cuda") : at::kCPU;
+  try {
+    return at::Device(name);
+  } catch (const std::exception&) {
+    GRPO_CHECK_KIND(usage, false, "--device '", name, "' is not a device (cpu, cuda, cuda:N)");
+  }
+  return at::kCPU;
+}
+
+at::ScalarType pick_dtype(const std::string& name) {
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  GRPO_CHECK_KIND(usage, name == "float32", "--dtype must be float32, bfloat16 or float16");
+  return at::kFloat;
+}
+
+// The config file's `data:` field names and `tokenizer:` template, unless the command line
+// names them.
+void apply_config(EvalArgs& a, const config::DataConfig& data) {
+  if (a.config_file.empty()) return;
+  if (a.prompt_field->count() == 0) a.fields.prompt = data.prompt_field;
+  if (a.answer_field->count() == 0) a.fields.answer = data.answer_field;
+  if (a.tests_field->count() == 0) a.fields.tests = data.tests_field;
+  config::Node root = config::load_file(a.config_file);
+  if (const config::Node* t = root.get("tokenizer"); t && a.template_option->count() == 0) {
+    config::TokenizerConfig tc;
+    config::bind(*t, tc, "tokenizer");
+    a.template_name = tc.template_name;
+    a.custom_template = tc.custom_template;
+    a.system = tc.system;
+  }
+}
+
+void run_eval(EvalArgs& a) {
+  log::use_stderr();  // stdout carries the summary JSON
+  config::RewardConfig rc;
+  config::DataConfig data;
+  load_reward_setup(a.config_file, a.rewards, rc, data);
+  apply_config(a, data);
+  reward::RewardPipeline pipeline(rc, a.threads);
+  const text::PromptTemplate tmpl(
+      text::TemplateConfig{a.template_name, a.custom_template, a.system});
+  const auto items = train::load_eval_items(a.data, a.fields, a.limit);
+
+  const auto tok = text::load_tokenizer(a.model);
+  model::CausalLM model = model::load_hf(a.model, pick_dtype(a.dtype));
+  model->to(pick_device(a.device));
+  model->eval();
+  train::Evaluator evaluator(model, *tok, tmpl, pipeline, a.eval);
+  log::info("eval: ", items.size(), " items x ", a.eval.n, " samples, pass reward '",
+            pipeline.entries()[evaluator.pass_entry()].name, "'");
+
+  std::optional<jsonl::Writer> out;
+  if (!a.output.empty()) out.emplace(a.output);
+  const auto start = std::chrono::steady_clock::now();
+  train::EvalSummary summary =
+      evaluator.run(items, [&](const train::EvalItem& item, const train::EvalItemResult& r) {
+        if (out) out->write(evaluator.item_json(item, r));
+      });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (out) out->commit();
+
+  nlohmann::json j = summary.to_json();
+  j["model"] = a.model;
+  j["data"] = a.data;
+  j["pass_reward"] = pipeline.entries()[evaluator.pass_entry()].name;
+  j["sampling"] = {{"temperature", a.eval.sampling.temperature},
+                   {"top_p", a.eval.sampling.top_p},
+                   {"top_k", a.eval.sampling.top_k},
+                   {"min_p", a.eval.sampling.min_p},
+                   {"max_new_tokens", a.eval.sampling.max_new_tokens},
+                   {"seed", a.eval.sampling.seed},
+                   {"template", a.template_name}};
+  j["time_s"] = seconds;
+  const std::string text = j.dump(2) + "\n";
+  if (a.summary.empty()) {
+    std::cout << text;
+  } else {
+    safetensors::write_text_atomic(a.summary, text);
+    log::info("wrote the summary to ", a.summary);
+  }
+  if (out) log::info("wrote ", items.size(), " per-item results to ", a.output);
+}
+
+}  // namespace
+
+void add_eval_verb(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  a->eval.sampling.temperature = 0.6;
+  a->eval.sampling.top_p = 0.95;
+  a->eval.sampling.max_new_tokens = 1024;
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "pass@1, pass@k and cons@k of a model folder on a JSONL benchmark");
+  cmd->add_option("--model", a->model, "Model folder (config.json, *.safetensors, tokenizer)")
+      ->required();
+  cmd->add_option("--data", a->data, "Benchmark JSONL, one item per line")->required();
+  cmd->add_option("--reward", a->rewards,
+                  "Reward function by name (repeatable); with --config: picks among its functions")
+      ->allow_extra_args(false);
+  cmd->add_option(
+      "--config", a->config_file,
+      "YAML whose reward:, data: (field names) and tokenizer: (template) sections apply");
+  cmd->add_option("--n", a->eval.n, "Samples per item (K)")->capture_default_str();
+  cmd->add_option("--temperature", a->eval.sampling.temperature, "0: greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-p", a->eval.sampling.top_p, "Nucleus sampling mass, (0, 1]")
+      ->capture_default_str();
+  cmd->add_option("--top-k", a->eval.sampling.top_k, "0: off")->capture_default_str();
+  cmd->add_option("--min-p", a->eval.sampling.min_p, "0: off")->capture_default_str();
+  cmd->add_option("--max-new-tokens", a->eval.sampling.max_new_tokens,
+                  "Tokens per completion, at most")
+      ->capture_default_str();
+  cmd->add_option("--stop", a->eval.sampling.stop, "Stop string (repeatable)");
+  cmd->add_option("--seed", a->eval.sampling.seed, "Sampling seed")->capture_default_str();
+  a->template_option = cmd->add_option("--template", a->template_name,
+                                       "Prompt template: r1_zero, plain, chatml, llama3 or custom")
+                           ->capture_default_str();
+  cmd->add_option("--custom-template", a->custom_template,
+                  "With --template custom: text with {prompt} (and optionally {system})");
+  cmd->add_option("--system", a->system, "System message for chatml/llama3/custom");
+  a->prompt_field = cmd->add_option("--prompt-field", a->fields.prompt, "Field holding the prompt")
+                        ->capture_default_str();
+  a->answer_field =
+      cmd->add_option("--answer-field", a->fields.answer,
+                      "Field holding the gold answer (text after `####` taken; lists joined)")
+          ->capture_default_str();
+  a->tests_field = cmd->add_option("--tests-field", a->fields.tests, "Field holding code tests")
+                       ->capture_default_str();
+  cmd->add_option("--id-field", a->fields.id, "Field copied into the per-item results as id");
+  cmd->add_option("--limit", a->limit, "Evaluate the first N items only (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--pass-reward", a->eval.pass_reward,
+                  "Reward whose score >= 1 marks a sample correct (default: the first of "
+                  "math_boxed, countdown, code_tests)");
+  cmd->add_option("--items-per-batch", a->eval.items_per_batch, "Items sampled per engine call")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens-in-flight", a->eval.engine.max_tokens_in_flight,
+                  "Cap on KV positions held at once (0: none); more runs in waves")
+      ->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "float32, bfloat16 or float16")->capture_default_str();
+  cmd->add_option("--device", a->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Reward scoring threads; 0 = one per core")
+      ->capture_default_str();
+  cmd->add_option("--output", a->output, "Per-item results, JSONL (written atomically)");
+  cmd->add_option("--summary", a->summary, "Summary JSON file (default: stdout)");
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace grpo::cli

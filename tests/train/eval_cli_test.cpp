@@ -1,0 +1,257 @@
+// `grpo eval` end to end on a tiny model folder whose weights are set by hand so that it writes
+// `\boxed{5}` or `\boxed{7}` with even odds: the attention and MLP outputs are zero, so each
+// position's logits depend only on its own token (a bigram table), and the table walks a chain
+// of tokens that spells the box. The expected figures are counted here from the completions:
+// the completions themselves equal the library engine's for the same seed, pass@k equals the
+// share of k-subsets holding a correct sample, cons@k a plain count with the tie rule.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../support/run_cli.h"
+#include "grpo/model/checkpoint.h"
+#include "grpo/rollout/engine.h"
+#include "grpo/text/tokenizer.h"
+
+namespace fs = std::filesystem;
+namespace gm = grpo::model;
+using grpo::testing::run_cli;
+using grpo::testing::shell_quote;
+
+namespace {
+
+const std::string kTokenizerDir = std::string(GRPO_SOURCE_DIR) + "/tests/fixtures/text/small_qwen";
+const std::string kPromptEnd = " Answer:";
+constexpr int kN = 6;
+
+double subsets_with_a_hit(int n, int c, int k) {  // samples 0..c-1 are the correct ones
+  long hits = 0, total = 0;
+  for (unsigned mask = 0; mask < (1U << n); ++mask) {
+    if (__builtin_popcount(mask) != k) continue;
+    ++total;
+    hits += (mask & ((1U << c) - 1U)) != 0;
+  }
+  return static_cast<double>(hits) / static_cast<double>(total);
+}
+
+class EvalCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("grpo_eval_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    tok_ = grpo::text::load_tokenizer(kTokenizerDir);
+    grpo::config::ModelArchitecture a;
+    a.hidden_size = 32;
+    a.intermediate_size = 64;
+    a.num_hidden_layers = 2;
+    a.num_attention_heads = 4;
+    a.num_key_value_heads = 2;
+    a.max_position_embeddings = 1024;  // GSM8K prompts fit
+    a.tie_word_embeddings = false;
+    model_ = gm::random_model(gm::arch_from_config(a, tok_->vocab_size()), 1, at::kFloat);
+    make_box_writer();
+    gm::save_hf(model_, (dir_ / "model").string(), kTokenizerDir);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Token chain: last prompt token -> "\boxed{" pieces -> "5" | "7" -> "}".
+  void make_box_writer() {
+    const auto single = [&](const std::string& s) {
+      const auto ids = tok_->encode(s);
+      EXPECT_EQ(ids.size(), 1u) << s;
+      return ids.at(0);
+    };
+    std::vector<int32_t> chain = {tok_->encode(kPromptEnd).back()};
+    for (int32_t id : tok_->encode(" \\boxed{")) chain.push_back(id);
+    const int32_t five = single("5"), seven = single("7"), close = single("}");
+    std::set<int32_t> distinct(chain.begin(), chain.end());
+    distinct.insert({five, seven, close});
+    ASSERT_EQ(distinct.size(), chain.size() + 3) << "the chain must not repeat a token";
+    new_tokens_ = static_cast<int>(chain.size()) + 1;  // box pieces, digit, "}"
+
+    torch::NoGradGuard no_grad;
+    auto params = model_->named_parameters();
+    for (auto& p : params) {
+      const std::string& name = p.key();
+      if (name.find("o_proj.weight") != std::string::npos ||
+          name.find("down_proj.weight") != std::string::npos) {
+        p.value().zero_();
+      }
+    }
+    at::Tensor emb = params["model.embed_tokens.weight"];  // (V, H)
+    at::Tensor head = params["lm_head.weight"];            // (V, H)
+    head.zero_();
+    const double c = 20.0;  // logit gap c * sqrt(H) ~ 113: the chain is followed surely
+    int state = 0;
+    auto link = [&](int32_t from, std::vector<int32_t> to) {
+      emb[from].zero_();
+      emb[from][state] = 1.0;
+      for (int32_t t : to) head[t][state] = c;  // equal logits: even odds
+      ++state;
+    };
+    for (size_t i = 0; i + 1 < chain.size(); ++i) link(chain[i], {chain[i + 1]});
+    link(chain.back(), {five, seven});
+    emb[five].zero_();
+    emb[seven].zero_();
+    emb[five][state] = 1.0;
+    emb[seven][state] = 1.0;
+    head[close][state] = c;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<grpo::text::Tokenizer> tok_;
+  gm::CausalLM model_{nullptr};
+  int new_tokens_ = 0;
+};
+
+}  // namespace
+
+TEST_F(EvalCli, FiguresMatchTheCompletions) {
+  // Gold answers in four benchmark shapes; items 0, 2, 4, 6 expect 5, the others 7.
+  const std::string data = (dir_ / "bench.jsonl").string();
+  std::vector<std::string> expected;
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 8; ++i) {
+      const bool five = i % 2 == 0;
+      expected.push_back(five ? "5" : "7");
+      nlohmann::json line = {{"problem", "Item " + std::to_string(i) + "?" + kPromptEnd},
+                             {"uid", "q" + std::to_string(i)}};
+      if (i % 4 == 0) line["gold"] = five ? "5" : "7";
+      if (i % 4 == 1) line["gold"] = "so the answer is\n#### 7";
+      if (i % 4 == 2) line["gold"] = 5.0;
+      if (i % 4 == 3) line["gold"] = nlohmann::json::array({"$7$"});
+      f << line.dump() << "\n";
+    }
+  }
+  const std::string out = (dir_ / "items.jsonl").string();
+  const auto r = run_cli(
+      "eval --model " + shell_quote((dir_ / "model").string()) + " --data " + shell_quote(data) +
+      " --reward math_boxed --reward format_think_answer --n " + std::to_string(kN) +
+      " --temperature 0.6 --top-p 0.95 --seed 11" + " --max-new-tokens " +
+      std::to_string(new_tokens_) + " --prompt-field problem --answer-field gold --id-field uid" +
+      " --output " + shell_quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.out);
+
+  // The same sampling through the library (one batch: seed + 0).
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 8; ++i) {
+    prompts.push_back(tok_->encode("Item " + std::to_string(i) + "?" + kPromptEnd));
+  }
+  grpo::rollout::SamplingParams sp;
+  sp.max_new_tokens = new_tokens_;
+  sp.temperature = 0.6;
+  sp.top_p = 0.95;
+  sp.seed = 11;
+  grpo::rollout::RolloutEngine engine(model_, tok_.get());
+  const auto rollouts = engine.generate(prompts, kN, sp);
+
+  std::ifstream in(out);
+  std::vector<nlohmann::json> items;
+  for (std::string line; std::getline(in, line);) items.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(items.size(), 8u);
+  std::vector<double> pass_sum(kN + 1, 0.0);
+  double cons_hits = 0;
+  int fives = 0, ties = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& item = items[i];
+    EXPECT_EQ(item.at("index"), i);
+    EXPECT_EQ(item.at("id"), "q" + std::to_string(i));
+    EXPECT_EQ(item.at("answer").get<std::string>(),
+              i % 4 == 3 ? "$7$" : (i % 4 == 2 ? "5.0" : expected[i]));
+    const auto& samples = item.at("samples");
+    ASSERT_EQ(samples.size(), static_cast<size_t>(kN));
+    int correct = 0, n5 = 0, n7 = 0;
+    std::string first;
+    for (int g = 0; g < kN; ++g) {
+      const auto& s = samples[static_cast<size_t>(g)];
+      const std::string text = s.at("completion");
+      EXPECT_EQ(text, rollouts[i * kN + static_cast<size_t>(g)].text);
+      const bool is5 = text == " \\boxed{5}", is7 = text == " \\boxed{7}";
+      ASSERT_TRUE(is5 || is7) << text;
+      fives += is5;
+      n5 += is5;
+      n7 += is7;
+      if (first.empty()) first = is5 ? "5" : "7";
+      EXPECT_EQ(s.at("extracted"), is5 ? "5" : "7");
+      const bool right = (is5 ? "5" : "7") == expected[i];
+      EXPECT_EQ(s.at("correct"), right);
+      EXPECT_EQ(s.at("rewards").at("math_boxed"), right ? 1.0 : 0.0);
+      correct += right;
+    }
+    EXPECT_EQ(item.at("correct"), correct);
+    for (int k = 1; k <= kN; ++k)
+      pass_sum[static_cast<size_t>(k)] += subsets_with_a_hit(kN, correct, k);
+    // Majority, ties to the answer seen first.
+    const std::string winner = n5 > n7 ? "5" : n7 > n5 ? "7" : first;
+    ties += n5 == n7;
+    EXPECT_EQ(item.at("cons").at("answer"), winner) << i;
+    EXPECT_EQ(item.at("cons").at("votes"), std::max(n5, n7));
+    EXPECT_EQ(item.at("cons").at("correct"), winner == expected[i]);
+    cons_hits += winner == expected[i];
+  }
+  // Both answers occur (the sampling is not stuck); the seed happens to give ties too.
+  EXPECT_GT(fives, 0);
+  EXPECT_LT(fives, 8 * kN);
+  std::printf("eval cli: %d of %d samples wrote 5, %d tied votes\n", fives, 8 * kN, ties);
+
+  EXPECT_EQ(summary.at("items"), 8);
+  EXPECT_EQ(summary.at("n"), kN);
+  for (int k : {1, 2, 4, 6}) {
+    EXPECT_NEAR(summary.at("pass@" + std::to_string(k)).get<double>(),
+                pass_sum[static_cast<size_t>(k)] / 8.0, 1e-12)
+        << k;
+  }
+  EXPECT_FALSE(summary.contains("pass@3"));
+  EXPECT_NEAR(summary.at("cons@6").get<double>(), cons_hits / 8.0, 1e-12);
+  EXPECT_DOUBLE_EQ(summary.at("reward/format_think_answer/mean").get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(summary.at("response_length/mean").get<double>(), new_tokens_);
+  EXPECT_EQ(summary.at("pass_reward"), "math_boxed");
+}
+
+TEST_F(EvalCli, BadInputIsOneClearError) {
+  const std::string model = " --model " + shell_quote((dir_ / "model").string());
+  const std::string data = (dir_ / "bench.jsonl").string();
+  std::ofstream(data) << R"({"question": "1+1?", "answer": "2"})"
+                      << "\n";
+  auto r = run_cli("eval" + model + " --data " + shell_quote(data) + " --reward math_boxed");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no prompt field 'prompt'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("question"), std::string::npos) << r.err;
+
+  r = run_cli("eval" + model + " --data " + shell_quote(data) +
+              " --prompt-field question --reward format_think_answer");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no correctness reward"), std::string::npos) << r.err;
+
+  r = run_cli("eval" + model + " --data " + shell_quote(data) + " --prompt-field question");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--reward"), std::string::npos) << r.err;
+}
+
+// A real benchmark file through its field mapping (skipped when the shared data is absent).
+TEST_F(EvalCli, Gsm8kFormat) {
+  const std::string gsm8k =
+      std::string(GRPO_SOURCE_DIR) + "/../shared/data/benchmarks/qwen25math_gsm8k_test.jsonl";
+  if (!fs::exists(gsm8k)) GTEST_SKIP() << gsm8k << " is absent";
+  const std::string out = (dir_ / "gsm8k.jsonl").string();
+  const auto r = run_cli("eval --model " + shell_quote((dir_ / "model").string()) + " --data " +
+                         shell_quote(gsm8k) + " --prompt-field question --answer-field answer" +
+                         " --id-field idx --reward math_boxed --n 2 --limit 3" +
+                         " --max-new-tokens 4 --output " + shell_quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("items"), 3);
+  std::ifstream in(out);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const auto first = nlohmann::json::parse(line);
+  EXPECT_EQ(first.at("answer"), "18");  // the text after ####
+  EXPECT_EQ(first.at("id"), 0);
+}
