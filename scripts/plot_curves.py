@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Plot the R1-Zero curves of one or more training runs into one PNG.
+
+Usage:
+  scripts/plot_curves.py RUN_DIR_or_metrics.jsonl [...] --out curves.png
+      [--label NAME ...] [--smooth N] [--title TEXT]
+
+Each argument is a run directory (its metrics.jsonl is read) or a metrics.jsonl file. Panels,
+against the step: reward (reward/mean), accuracy, mean response length (response_length/mean),
+reflection-word frequency (reflection/fraction: the share of completions with a reflection
+word), KL (kl/mean) and entropy (entropy/mean). Runs are overlaid with a legend; a metric a run
+did not log is left out of that panel, and a panel no run logged says so. Metric names are those
+of docs/training.md. Needs matplotlib (pip install matplotlib, or the project's .venv).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+# (panel title, y label, candidate metric keys: the first one a run has is plotted)
+PANELS = [
+    ("Reward", "mean reward", ["reward/mean"]),
+    ("Accuracy", "fraction correct", ["accuracy"]),
+    ("Response length", "tokens (mean)", ["response_length/mean"]),
+    ("Reflection words", "fraction of completions", ["reflection/fraction", "reflection/per_completion"]),
+    ("KL to reference", "per token", ["kl/mean"]),
+    ("Entropy", "nats per token", ["entropy/mean"]),
+]
+
+
+def metrics_path(arg):
+    if os.path.isdir(arg):
+        path = os.path.join(arg, "metrics.jsonl")
+        if not os.path.exists(path):
+            sys.exit(f"plot_curves: {arg} has no metrics.jsonl")
+        return path
+    if not os.path.exists(arg):
+        sys.exit(f"plot_curves: {arg} does not exist")
+    return arg
+
+
+def default_label(arg):
+    """The run directory's name, or the file's name without .jsonl."""
+    path = os.path.abspath(arg)
+    if not os.path.isdir(path):
+        name = os.path.basename(path)
+        if name != "metrics.jsonl":
+            return name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+        path = os.path.dirname(path)
+    return os.path.basename(path) or path
+
+
+def read_metrics(path):
+    """{key: [(step, value)]} in step order; a step logged twice keeps its last record (a resumed
+    run), null values (NaN/inf in JSON) are skipped."""
+    by_step = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                print(f"plot_curves: {path}:{n}: not JSON, skipped", file=sys.stderr)
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+                by_step[record["step"]] = record
+    series = {}
+    for step in sorted(by_step):
+        for key, value in by_step[step].items():
+            if key == "step" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if math.isfinite(value):
+                series.setdefault(key, []).append((step, float(value)))
+    return series
+
+
+def smooth(values, window):
+    if window <= 1:
+        return values
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="run directories or metrics.jsonl files")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--label", action="append", default=[], help="legend name per run, in order")
+    p.add_argument("--smooth", type=int, default=1, help="trailing moving average over N steps")
+    p.add_argument("--title", default="", help="figure title")
+    args = p.parse_args(argv)
+    if args.label and len(args.label) != len(args.runs):
+        sys.exit(f"plot_curves: {len(args.label)} --label for {len(args.runs)} runs")
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("plot_curves: matplotlib is not installed; `pip install matplotlib` "
+                 "(or run with the project's .venv/bin/python)")
+
+    runs = []
+    for i, arg in enumerate(args.runs):
+        label = args.label[i] if args.label else default_label(arg)
+        runs.append((label, read_metrics(metrics_path(arg))))
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for ax, (title, ylabel, keys) in zip(axes.flat, PANELS):
+        drawn = []
+        for label, series in runs:
+            key = next((k for k in keys if k in series), None)
+            if key is None:
+                continue
+            steps = [s for s, _ in series[key]]
+            values = smooth([v for _, v in series[key]], args.smooth)
+            ax.plot(steps, values, label=label, marker="o" if len(steps) < 30 else None,
+                    markersize=3)
+            drawn.append(key)
+        ax.set_title(title if not drawn else f"{title} ({drawn[0]})", fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes,
+                    color="gray")
+    if args.title:
+        fig.suptitle(args.title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    fig.savefig(args.out, dpi=100)
+    print(f"plot_curves: wrote {args.out} ({len(runs)} run{'s' if len(runs) != 1 else ''})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
