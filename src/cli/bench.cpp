@@ -14,6 +14,7 @@ void add_bench_verb(CLI::App& app) {
   add_bench_reward(*bench);
   add_bench_forward(*bench);
   add_bench_train(*bench);
+  add_bench_allreduce(*bench);
 }
 
 }  // namespace grpo::cli

@@ -27,12 +27,15 @@ int main(int argc, char** argv) {
   grpo::cli::add_generate_verb(app);
   grpo::cli::add_model_verb(app);
   grpo::cli::add_train_verb(app);
+  grpo::cli::add_launch_verb(app);
   grpo::cli::add_eval_verb(app);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  } catch (const grpo::cli::ExitStatus& status) {
+    return status.code;
   } catch (const grpo::Error& e) {
     std::fprintf(stderr, "grpo: error: %s\n", e.what());
     if (e.line() > 0)

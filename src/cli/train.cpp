@@ -11,6 +11,7 @@
 
 #include "grpo/core/config.h"
 #include "grpo/core/log.h"
+#include "grpo/dist/env.h"
 #include "grpo/train/grpo_trainer.h"
 #include "grpo/train/stop_signal.h"
 #include "verbs.h"
@@ -53,6 +54,7 @@ void add_train_verb(CLI::App& app) {
     options.run_dir = args->run_dir.empty() ? default_run_dir(args->config) : args->run_dir;
     options.resume = args->resume;
     options.force_resume = args->force_resume;
+    options.dist = dist::env_from_process();
     train::StopSignal stop;
     auto summary = train::run_grpo(loaded.config, options, &stop);
     if (summary.stopped_by_signal) {

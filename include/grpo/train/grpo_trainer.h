@@ -8,6 +8,7 @@
 #include <string>
 
 #include "grpo/core/config.h"
+#include "grpo/dist/env.h"
 
 namespace grpo::train {
 
@@ -18,6 +19,7 @@ struct TrainOptions {
   std::string resume;         // "" (fresh), "auto", or a checkpoint / run folder
   bool force_resume = false;  // resume even when the checkpoint's config hash differs
   int reward_threads = 0;     // 0: one per hardware thread
+  dist::Env dist;             // this process's rank (dist::env_from_process()); default: alone
 };
 
 struct TrainSummary {

@@ -1,0 +1,89 @@
+// The trainer's side of data parallelism (docs/distributed.md). One object that, for a single
+// process, holds no process group and makes every call an identity or a no-op, and otherwise
+// owns the process group and the gradient reducer: each rank trains on its shard of a step's
+// prompts, and these calls make the ranks agree (config, parameters, resume step, stop), sum
+// what must be global (token counts, gradients, loss statistics) and reduce the metrics.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpo/core/config/distributed.h"
+#include "grpo/core/metrics.h"
+#include "grpo/dist/collectives.h"
+#include "grpo/dist/env.h"
+#include "grpo/train/optimizer.h"
+
+namespace grpo::dist {
+class GradientReducer;
+}  // namespace grpo::dist
+
+namespace grpo::train {
+
+// The device of this rank: cuda:LOCAL_RANK when `picked` is a CUDA device (an error when this
+// host has no such GPU), else `picked`.
+at::Device rank_device(const at::Device& picked, const dist::Env& env);
+
+// How a step metric combines over ranks: "time/*", "memory/*" and names whose last part is or
+// contains a "max" word ("*/max", "*_max_abs_diff") take the maximum (the slowest rank sets the
+// pace), "min" likewise the minimum, "throughput/*" the sum, everything else the mean (every
+// rank holds the same number of completions, so means of per-completion values are the global
+// means). DataParallel::reduce_metrics pools "x/std" beside "x/mean" from the ranks' moments.
+dist::Reduction metric_reduction(const std::string& name);
+
+class DataParallel {
+ public:
+  // Joins the process group when env.world_size > 1 (collectives on `device`).
+  DataParallel(const config::DistributedConfig& config, const dist::Env& env,
+               const at::Device& device);
+  ~DataParallel();
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+
+  bool active() const { return group_ != nullptr; }
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  bool is_main() const { return env_.rank == 0; }
+
+  // Every rank must run the same config: a config error on every rank otherwise.
+  void check_config(const std::string& config_hash);
+  // Every rank must have resumed from the same step (a shared run directory).
+  void check_resume_step(int64_t step);
+  // Checks that the parameters are identical on every rank and builds the gradient reducer
+  // over them (distributed.bucket_mb).
+  void start(const NamedParameters& params);
+  // After step `steps_done`: the parameter check again when distributed.param_check_every
+  // divides it.
+  void periodic_check(int64_t steps_done, const NamedParameters& params);
+
+  // Call before the last backward of an optimizer step: its buckets overlap the backward.
+  void before_last_backward();
+  // Sums the gradients over the ranks (before clipping and the optimizer step).
+  void reduce_gradients();
+
+  // Element-wise sums over the ranks.
+  std::vector<double> sum(const std::vector<double>& values, const std::string& what);
+  // In place, any device and dtype (loss statistics).
+  void sum_(at::Tensor& tensor, const std::string& what);
+  // The minimum over the ranks.
+  int64_t min(int64_t value, const std::string& what);
+  // Every rank's values (the same length on every rank) concatenated in rank order: the step's
+  // rewards, so that advantages see the whole batch. This rank's come at rank() * size.
+  std::vector<double> gather(const std::vector<double>& values, const std::string& what);
+  // True on every rank when `flag` is true on any (a stop signal seen by one rank).
+  bool any(bool flag, const std::string& what);
+  // Combines the step's metrics over the ranks with metric_reduction().
+  void reduce_metrics(metrics::StepMetrics& metrics);
+
+ private:
+  config::DistributedConfig config_;
+  dist::Env env_;
+  std::unique_ptr<dist::ProcessGroup> group_;
+  std::unique_ptr<dist::GradientReducer> reducer_;
+};
+
+}  // namespace grpo::train

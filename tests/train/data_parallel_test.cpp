@@ -1,0 +1,278 @@
+// Data-parallel GRPO end to end on the CPU with Gloo (grpo launch, two ranks on this host): two
+// ranks with 2 prompts each end where one process with 4 prompts does; every rank resumes from
+// rank 0's checkpoints; a killed rank makes the other exit with a clear error. Plus the metric
+// reduction rules and the single-process identity, in-process.
+#include "grpo/train/data_parallel.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "../support/run_cli.h"
+#include "../support/spawn.h"
+#include "grpo/model/checkpoint.h"
+#include "grpo/train/checkpoint.h"
+
+namespace fs = std::filesystem;
+using grpo::testing::run_cli;
+using grpo::testing::shell_quote;
+
+namespace {
+
+// A tiny qwen2 from scratch; the reward is a pure function of each sample's text (an awk
+// one-liner through the external reward), so groups have differing rewards and the policy moves
+// from its first step on. AdamW's step lr * m / (sqrt(v) + eps) has sensitivity lr / eps to a
+// gradient near zero; the two runs' gradients differ by fp32 summation-order round-off
+// (~1e-9 here), which the default eps 1e-8 would amplify to ~1e-4 (3e-6 measured), so eps is
+// 1e-5: lr / eps * 1e-9 = 1e-7 (3e-8 measured) under the 1e-6 the test asserts.
+const char* kConfig = R"(model:
+  init: random
+  seed: 0
+  architecture:
+    model_type: qwen2
+    hidden_size: 32
+    intermediate_size: 64
+    num_hidden_layers: 2
+    num_attention_heads: 4
+    num_key_value_heads: 2
+    max_position_embeddings: 128
+tokenizer:
+  path: tok
+  template: plain
+data:
+  train_files: [arith.jsonl]
+  max_prompt_tokens: 96
+rollout:
+  n: 4
+  max_new_tokens: 16
+reward:
+  functions:
+    - name: external
+      options: {command: "awk '{print length($0) % 7}'"}
+algorithm:
+  beta: 0.001
+  loss_aggregation: token_mean
+trainer:
+  steps: 2
+  prompts_per_step: 4
+  micro_batch_size: 4
+  lr: 1.0e-3
+  adam_eps: 1.0e-5
+  seed: 0
+  device: cpu
+logging:
+  samples_per_step: 2
+  tensorboard: false
+distributed:
+  timeout_s: 30
+checkpoint:
+  every: 1
+  keep_last: 5
+)";
+
+class DataParallelTrain : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("grpo_dp_train_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const std::string d = shell_quote(dir_.string());
+    auto r = run_cli(
+        "data make --task arithmetic --n 64 --seed 0 --difficulty easy "
+        "--with-solutions --out " +
+        d + "/arith.jsonl");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_cli("tokenizer train --input " + d +
+                "/arith.jsonl --field response --vocab-size 400 "
+                "--model-type bpe --user-symbols '<think>,</think>,<answer>,</answer>' --out " +
+                d + "/tok");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ofstream(dir_ / "cfg.yaml") << kConfig;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  // `grpo [launch ... --] train` in the suite's folder (relative paths in the config).
+  static grpo::testing::CliResult train(const std::string& launch, const std::string& run_dir,
+                                        const std::string& extra = "") {
+    return run_cli("--log-level warn " + launch + " train --config cfg.yaml --run-dir " + run_dir +
+                   " " + extra);
+  }
+
+  static fs::path dir_;
+};
+fs::path DataParallelTrain::dir_;
+
+// cd into the suite folder for the CLI runs (the config's paths are relative).
+struct InDir {
+  explicit InDir(const fs::path& d) : previous(fs::current_path()) { fs::current_path(d); }
+  ~InDir() { fs::current_path(previous); }
+  fs::path previous;
+};
+
+std::map<std::string, at::Tensor> policy(const fs::path& checkpoint) {
+  auto model = grpo::model::load_hf((checkpoint / "policy").string(), at::kFloat);
+  std::map<std::string, at::Tensor> out;
+  for (const auto& item : model->named_parameters()) out[item.key()] = item.value().detach();
+  return out;
+}
+
+double max_diff(const std::map<std::string, at::Tensor>& a,
+                const std::map<std::string, at::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (const auto& [name, t] : a) {
+    m = std::max(m, (t - b.at(name)).abs().max().item<double>());
+  }
+  return m;
+}
+
+std::vector<nlohmann::json> metrics(const fs::path& run) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+}  // namespace
+
+TEST_F(DataParallelTrain, TwoRanksEqualOneRankOnTheWholeBatchAndResume) {
+  InDir in(dir_);
+  auto one = train("", "one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = train("launch --nproc-per-node 2 --", "two");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+
+  // The same prompts and samples: every step's reward statistics agree exactly.
+  const auto m1 = metrics(dir_ / "one"), m2 = metrics(dir_ / "two");
+  ASSERT_EQ(m1.size(), 2u);
+  ASSERT_EQ(m2.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(m1[i]["reward/mean"], m2[i]["reward/mean"]) << "step " << i + 1;
+    EXPECT_EQ(m1[i]["reward/std"], m2[i]["reward/std"]) << "step " << i + 1;
+    EXPECT_NEAR(m1[i]["grad_norm"].get<double>(), m2[i]["grad_norm"].get<double>(), 1e-5);
+  }
+  // The policy moved, and both runs moved it to the same place.
+  const auto p1 = policy(dir_ / "one/checkpoints/step_000002");
+  const auto p2 = policy(dir_ / "two/checkpoints/step_000002");
+  EXPECT_GT(max_diff(p1, policy(dir_ / "one/checkpoints/step_000001")), 1e-4);
+  const double diff = max_diff(p1, p2);
+  std::cout << "max |2 ranks - 1 rank| over the parameters after 2 steps: " << diff << "\n";
+  EXPECT_LT(diff, 1e-6);
+  // Only rank 0 writes: one line per step, no rank-1 files.
+  EXPECT_FALSE(fs::exists(dir_ / "two/checkpoints/step_000002.tmp"));
+
+  // Every rank resumes from rank 0's step-1 checkpoint and redoes step 2 exactly.
+  fs::copy(dir_ / "two", dir_ / "resumed", fs::copy_options::recursive);
+  fs::remove_all(dir_ / "resumed/checkpoints/step_000002");
+  auto resumed = train("launch --nproc-per-node 2 --", "resumed", "--resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_LT(max_diff(p2, policy(dir_ / "resumed/checkpoints/step_000002")), 1e-6);
+  const auto m3 = metrics(dir_ / "resumed");
+  ASSERT_EQ(m3.size(), 2u);
+  EXPECT_EQ(m3[1]["reward/mean"], m2[1]["reward/mean"]);
+}
+
+// A rank that dies mid-run (SIGKILL, no launcher to clean up): the other one's next collective
+// fails and it exits 1 with one line naming the collective and its rank, well within the
+// timeout, instead of hanging.
+TEST_F(DataParallelTrain, KilledRankMakesTheOtherExitWithAnError) {
+  InDir in(dir_);
+  const int port = grpo::testing::free_port();
+  std::vector<grpo::testing::Child> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(
+        grpo::testing::spawn({GRPO_CLI_PATH, "train", "--config", "cfg.yaml", "--run-dir", "killed",
+                              "--set", "trainer.steps=100000", "--set", "checkpoint.every=0"},
+                             grpo::testing::rank_env(r, 2, port),
+                             (dir_ / ("killed" + std::to_string(r) + ".log")).string()));
+  }
+  // Wait until rank 0 has finished a step (metrics.jsonl has a line), then kill rank 1.
+  const auto start = std::chrono::steady_clock::now();
+  while (metrics(dir_ / "killed").empty() &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(60)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(metrics(dir_ / "killed").empty()) << ranks[0].log();
+  kill(ranks[1].pid, SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  grpo::testing::wait_child(ranks[1], 10);
+  grpo::testing::wait_child(ranks[0], 60);
+  const double after_kill =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  const std::string log = ranks[0].log();
+  std::cout << "rank 0 exited " << after_kill << " s after rank 1 was killed\n";
+  EXPECT_FALSE(ranks[0].timed_out);
+  EXPECT_EQ(ranks[0].exit_code, 1) << log;
+  EXPECT_NE(log.find("grpo: error: distributed "), std::string::npos) << log;
+  EXPECT_NE(log.find("failed on rank 0 of 2 (gloo, distributed.timeout_s = 30)"), std::string::npos)
+      << log;
+  EXPECT_LT(after_kill, 30 + 10);
+}
+
+// SIGINT to grpo launch reaches every rank once: they agree to stop after the same step, rank 0
+// writes that step's checkpoint, and everything exits 0.
+TEST_F(DataParallelTrain, LauncherForwardsAStopSignal) {
+  InDir in(dir_);
+  auto launcher = grpo::testing::spawn(
+      {GRPO_CLI_PATH, "launch", "--nproc-per-node", "2", "--", "train", "--config", "cfg.yaml",
+       "--run-dir", "stopped", "--set", "trainer.steps=100000", "--set", "checkpoint.every=0"},
+      {}, (dir_ / "stopped.log").string());
+  const auto start = std::chrono::steady_clock::now();
+  while (metrics(dir_ / "stopped").empty() &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(60)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(metrics(dir_ / "stopped").empty()) << launcher.log();
+  kill(launcher.pid, SIGINT);
+  grpo::testing::wait_child(launcher, 60);
+  const std::string log = launcher.log();
+  EXPECT_EQ(launcher.exit_code, 0) << log;
+  EXPECT_NE(log.find("launch: forwarding signal 2 to the ranks"), std::string::npos) << log;
+  EXPECT_NE(log.find("[rank 1] "), std::string::npos) << log;
+  // The checkpoint of the last step written, on rank 0 only.
+  const auto steps = metrics(dir_ / "stopped").size();
+  EXPECT_TRUE(fs::exists(dir_ / "stopped/checkpoints" /
+                         grpo::train::checkpoint_dir_name(static_cast<int64_t>(steps))))
+      << log;
+}
+
+TEST(DataParallel, MetricReductions) {
+  using grpo::dist::Reduction;
+  using grpo::train::metric_reduction;
+  EXPECT_EQ(metric_reduction("reward/mean"), Reduction::mean);
+  EXPECT_EQ(metric_reduction("accuracy"), Reduction::mean);
+  EXPECT_EQ(metric_reduction("response_length/max"), Reduction::max);
+  EXPECT_EQ(metric_reduction("logprob/recorded_vs_recomputed_max_abs_diff"), Reduction::max);
+  EXPECT_EQ(metric_reduction("time/generate"), Reduction::max);
+  EXPECT_EQ(metric_reduction("memory/peak_rss_mb"), Reduction::max);
+  EXPECT_EQ(metric_reduction("throughput/tokens_per_s"), Reduction::sum);
+  EXPECT_EQ(metric_reduction("kl/min"), Reduction::min);
+  EXPECT_EQ(metric_reduction("maximum/thing"), Reduction::mean);  // a word, not a prefix
+}
+
+// World size 1: no process group, and every call hands its input back.
+TEST(DataParallel, OneProcessIsTheIdentity) {
+  grpo::config::DistributedConfig config;
+  grpo::train::DataParallel dp(config, grpo::dist::Env{}, at::kCPU);
+  EXPECT_FALSE(dp.active());
+  EXPECT_TRUE(dp.is_main());
+  EXPECT_EQ(dp.world_size(), 1);
+  EXPECT_EQ(dp.sum({1.5, 2}, "x"), (std::vector<double>{1.5, 2}));
+  EXPECT_EQ(dp.gather({3, 4}, "x"), (std::vector<double>{3, 4}));
+  EXPECT_EQ(dp.min(7, "x"), 7);
+  EXPECT_TRUE(dp.any(true, "x"));
+  EXPECT_FALSE(dp.any(false, "x"));
+  grpo::metrics::StepMetrics m(1);
+  m.set("reward/mean", 0.5);
+  m.set("reward/std", 0.25);
+  dp.reduce_metrics(m);
+  EXPECT_EQ(m.get("reward/std"), 0.25);
+  auto t = at::tensor({1.0, 2.0}, at::kDouble);
+  dp.sum_(t, "x");
+  EXPECT_EQ(t[1].item<double>(), 2.0);
+}
