@@ -1,5 +1,6 @@
 // `grpo bench allreduce`: the all-reduce speed of the process group that training uses, for a
-// few message sizes (run it under grpo launch or torchrun). Rank 0 prints the median time, the
+// few message sizes (run it under grpo launch or torchrun; alone, it forms a one-rank group,
+// which checks that the backend works). Rank 0 prints the median time, the
 // algorithm bandwidth (bytes / time) and the bus bandwidth (x 2(n-1)/n, as nccl-tests reports
 // it, comparable across world sizes). Prints, never asserts.
 #include <torch/torch.h>
@@ -29,10 +30,12 @@ struct BenchAllreduceOptions {
 };
 
 void run(const BenchAllreduceOptions& o) {
-  const auto env = dist::env_from_process();
-  GRPO_CHECK_KIND(usage, env.distributed(),
-                  "grpo bench allreduce needs several ranks: run it under grpo launch "
-                  "--nproc-per-node N (or torchrun)");
+  auto env = dist::env_from_process();
+  if (!env.distributed()) {
+    // Alone: a one-rank group (a quick check that the backend works, e.g. NCCL on one GPU).
+    env.master_addr = "127.0.0.1";
+    env.master_port = dist::free_local_port();
+  }
   at::Device device(at::kCPU);
   if (o.device == "cuda" || (o.device == "auto" && compat::cuda_device_count() > 0)) {
     device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));

@@ -4,10 +4,8 @@
 // MASTER_PORT), prefixes every line they print with "[rank R] ", forwards SIGINT/SIGTERM, stops
 // every rank when one fails and exits with the failing rank's code (docs/distributed.md).
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +25,7 @@
 
 #include "grpo/core/error.h"
 #include "grpo/core/log.h"
+#include "grpo/dist/env.h"
 #include "verbs.h"
 
 namespace grpo::cli {
@@ -97,20 +96,6 @@ bool drain(Rank& r, Stream& s) {
     }
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
   }
-}
-
-int free_local_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  GRPO_CHECK(fd >= 0, "grpo launch: cannot create a socket: ", std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  close(fd);
-  GRPO_CHECK(ok, "grpo launch: cannot find a free port: ", std::strerror(errno));
-  return ntohs(addr.sin_port);
 }
 
 std::string self_path() {
@@ -185,7 +170,7 @@ int launch(LaunchArgs a) {
                   "--master-addr is required with --nnodes ", a.nnodes,
                   ": the address of node 0, where rank 0 hosts the rendezvous store");
   if (a.master_addr.empty()) a.master_addr = "127.0.0.1";
-  if (a.master_port == 0) a.master_port = a.nnodes == 1 ? free_local_port() : 29500;
+  if (a.master_port == 0) a.master_port = a.nnodes == 1 ? dist::free_local_port() : 29500;
   GRPO_CHECK_KIND(usage, a.master_port >= 1 && a.master_port <= 65535, "--master-port ",
                   a.master_port, " is outside 1..65535");
   const int world = a.nnodes * a.nproc_per_node;

@@ -1,8 +1,14 @@
 // Rank, world size and rendezvous address from the environment (grpo launch, torchrun, Slurm).
 #include "grpo/dist/env.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "grpo/core/error.h"
 
@@ -95,6 +101,21 @@ Env env_from_process() {
     if (value == nullptr) return std::nullopt;
     return std::string(value);
   });
+}
+
+int free_local_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  GRPO_CHECK(fd >= 0, "cannot create a socket: ", std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  const int error = errno;
+  close(fd);
+  GRPO_CHECK(ok, "cannot find a free local port: ", std::strerror(error));
+  return ntohs(addr.sin_port);
 }
 
 uint64_t rank_seed(uint64_t seed, int rank) {

@@ -40,6 +40,10 @@ Env env_from(const EnvLookup& lookup);
 // env_from(getenv).
 Env env_from_process();
 
+// A TCP port of the loopback that was free a moment ago (bound to port 0, then released): the
+// rendezvous port of runs on one host.
+int free_local_port();
+
 // The seed of rank `rank`'s own random stream (things that must differ between ranks). Rank 0
 // gets `seed` itself, so a single-process run is unchanged; other ranks get a splitmix64 mix.
 uint64_t rank_seed(uint64_t seed, int rank);
