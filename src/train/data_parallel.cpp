@@ -52,7 +52,10 @@ dist::Reduction metric_reduction(const std::string& name) {
     return dist::Reduction::max;
   }
   if (has_word(name, "min")) return dist::Reduction::min;
-  if (starts_with(name, "throughput/")) return dist::Reduction::sum;
+  // Rates and counts of the whole step.
+  if (starts_with(name, "throughput/") || name == "dynamic_sampling/kept_groups") {
+    return dist::Reduction::sum;
+  }
   return dist::Reduction::mean;
 }
 

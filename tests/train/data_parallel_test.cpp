@@ -251,6 +251,7 @@ TEST(DataParallel, MetricReductions) {
   EXPECT_EQ(metric_reduction("time/generate"), Reduction::max);
   EXPECT_EQ(metric_reduction("memory/peak_rss_mb"), Reduction::max);
   EXPECT_EQ(metric_reduction("throughput/tokens_per_s"), Reduction::sum);
+  EXPECT_EQ(metric_reduction("dynamic_sampling/kept_groups"), Reduction::sum);
   EXPECT_EQ(metric_reduction("kl/min"), Reduction::min);
   EXPECT_EQ(metric_reduction("maximum/thing"), Reduction::mean);  // a word, not a prefix
 }

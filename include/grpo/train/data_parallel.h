@@ -30,7 +30,8 @@ at::Device rank_device(const at::Device& picked, const dist::Env& env);
 
 // How a step metric combines over ranks: "time/*", "memory/*" and names whose last part is or
 // contains a "max" word ("*/max", "*_max_abs_diff") take the maximum (the slowest rank sets the
-// pace), "min" likewise the minimum, "throughput/*" the sum, everything else the mean (every
+// pace), "min" likewise the minimum, "throughput/*" and "dynamic_sampling/kept_groups" the sum,
+// everything else the mean (every
 // rank holds the same number of completions, so means of per-completion values are the global
 // means). DataParallel::reduce_metrics pools "x/std" beside "x/mean" from the ranks' moments.
 dist::Reduction metric_reduction(const std::string& name);
