@@ -212,7 +212,14 @@ ProcessGroup::ProcessGroup(const Env& env, config::DistBackend backend, const at
   }
   GRPO_CHECK(s.group, "no ", backend_name(s.backend), " support in this build");
   // Every rank passes here only once all have joined: a first collective proves the links work.
-  barrier("start-up barrier");
+  try {
+    barrier("start-up barrier");
+  } catch (...) {
+    // No destructor runs for a half-built object: leave the backend's threads alone here too.
+    (void)s.group.release();
+    (void)s.store.release();
+    throw;
+  }
   const std::string message =
       detail::concat("rank ", env.rank, " of ", env.world_size, ": ", backend_name(s.backend),
                      " process group on ", device.str(), ", store at ", where);
