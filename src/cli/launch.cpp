@@ -193,8 +193,8 @@ int launch(LaunchArgs a) {
   struct sigaction action {};
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
-  struct sigaction previous_int {
-  }, previous_term{};
+  struct sigaction previous_int = {};
+  struct sigaction previous_term = {};
   sigaction(SIGINT, &action, &previous_int);
   sigaction(SIGTERM, &action, &previous_term);
   g_signals = 0;
