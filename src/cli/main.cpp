@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   grpo::cli::add_model_verb(app);
   grpo::cli::add_train_verb(app);
   grpo::cli::add_launch_verb(app);
+  grpo::cli::add_sft_verb(app);
   grpo::cli::add_eval_verb(app);
 
   try {

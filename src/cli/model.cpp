@@ -135,6 +135,9 @@ void inspect_folder(const std::string& dir) {
 void inspect_config(const InspectArgs& args) {
   const auto loaded = config::load_config(args.config, args.overrides);
   const config::ModelConfig& m = loaded.config.model;
+  GRPO_CHECK_KIND(usage, m.init != config::ModelInit::sft, args.config,
+                  ": model.init is sft; inspect the stage's policy folder instead (",
+                  "<run-dir>/sft/checkpoints/step_N/policy)");
   if (m.init == config::ModelInit::pretrained) {
     inspect_folder(m.path);
     return;

@@ -49,6 +49,9 @@ void add_train(CLI::App& parent) {
   cmd->add_option("--model-type", o->model_type, "bpe or unigram")->capture_default_str();
   cmd->add_option("--user-symbols", *symbols, "Comma-separated pieces never split (may be empty)")
       ->capture_default_str();
+  cmd->add_flag(
+      "--no-split-digits", [o](int64_t) { o->split_digits = false; },
+      "Let numbers merge into multi-digit pieces (default: one piece per digit)");
   cmd->add_option("--out", o->out_dir, "Output folder")->required();
   cmd->callback([o, symbols] {
     o->user_symbols.clear();

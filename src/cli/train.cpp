@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "grpo/core/config.h"
+#include "grpo/core/error.h"
 #include "grpo/core/log.h"
 #include "grpo/dist/env.h"
 #include "grpo/train/grpo_trainer.h"
+#include "grpo/train/sft.h"
 #include "grpo/train/stop_signal.h"
 #include "verbs.h"
 
@@ -55,7 +57,16 @@ void add_train_verb(CLI::App& app) {
     options.resume = args->resume;
     options.force_resume = args->force_resume;
     options.dist = dist::env_from_process();
+    GRPO_CHECK_KIND(config, loaded.config.tokenizer.train.vocab_size == 0,
+                    "tokenizer.train is for grpo sft; grpo train loads tokenizer.path or the "
+                    "model folder's tokenizer");
     train::StopSignal stop;
+    // With several ranks the base model's SFT stage must exist already (one process trains).
+    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop,
+                                   options.dist.world_size == 1)) {
+      log::warn("stopped by signal in the base model's SFT stage; rerun the command to continue");
+      return;
+    }
     auto summary = train::run_grpo(loaded.config, options, &stop);
     if (summary.stopped_by_signal) {
       log::warn("stopped by signal after step ", summary.last_step, "; resume with --resume auto");

@@ -18,6 +18,7 @@ void add_generate_verb(CLI::App& app);
 void add_model_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
 void add_launch_verb(CLI::App& app);
+void add_sft_verb(CLI::App& app);
 void add_eval_verb(CLI::App& app);
 
 // Thrown by a verb whose exit code is not 0, 1 or 2 (grpo launch passes on a rank's code).

@@ -48,17 +48,19 @@ ArithmeticTaskOptions arithmetic_preset(Difficulty difficulty) {
 
 TaskItem make_arithmetic(const ArithmeticTaskOptions& options, uint64_t seed, uint64_t index) {
   Rng rng = Rng::derive(seed, index);
-  const std::string ops = options.division ? "+-*/" : "+-*";
+  const std::string ops =
+      std::string("+-") + (options.multiplication ? "*" : "") + (options.division ? "/" : "");
   for (int attempt = 0; attempt < 10000; ++attempt) {
     std::vector<int64_t> leaves;
     for (int i = 0; i <= options.ops; ++i) leaves.push_back(rng.between(1, options.max_operand));
-    auto tree = detail::random_tree(
-        leaves, ops, rng, [&](char op, const Rational& a, const Rational& b, const Rational& r) {
-          // Multiplying or dividing by 1 teaches nothing; everything stays whole and in bounds.
-          const Rational one{1, 1};
-          if ((op == '/' || op == '*') && (b == one || (op == '*' && a == one))) return false;
-          return r.is_integer() && r.num >= 0 && r.num <= options.max_value;
-        });
+    const auto accept = [&](char op, const Rational& a, const Rational& b, const Rational& r) {
+      // Multiplying or dividing by 1 teaches nothing; everything stays whole and in bounds.
+      const Rational one{1, 1};
+      if ((op == '/' || op == '*') && (b == one || (op == '*' && a == one))) return false;
+      return r.is_integer() && r.num >= 0 && r.num <= options.max_value;
+    };
+    auto tree = options.chain ? detail::chain_tree(leaves, ops, rng, accept)
+                              : detail::random_tree(leaves, ops, rng, accept);
     if (!tree) continue;
     TaskItem item;
     item.task = "arithmetic";
@@ -78,6 +80,7 @@ TaskItem make_arithmetic(const ArithmeticTaskOptions& options, uint64_t seed, ui
     if (verbosity >= 1) think += " So the result is " + item.answer + ".";
     if (rng.chance(style.self_check_rate))
       think += " Let me verify the last step: " + inverse_check(*tree) + ". Correct.";
+    if (detail::draw_direct(style, rng)) think = tree->render() + " = " + item.answer + ".";
     item.response = detail::format_response(think, item.answer);
     return item;
   }

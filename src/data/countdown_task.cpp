@@ -64,6 +64,7 @@ std::string countdown_solution(const CountdownProblem& p, const ExprTree& tree,
     for (size_t i = 0; i < steps.size(); ++i) think += (i ? ", " : "") + steps[i];
     think += ". It uses " + list_words(used) + ", each once, and equals " + target + ". Correct.";
   }
+  if (detail::draw_direct(style, rng)) think = tree.render() + " = " + target + ".";
   return detail::format_response(think, tree.render());
 }
 

@@ -115,6 +115,7 @@ TaskItem make_equation(const EquationTaskOptions& options, uint64_t seed, uint64
   if (verbosity >= 2) think += " So the solution is x = " + item.answer + ".";
   if (rng.chance(style.self_check_rate))
     think += " Let me verify with x = " + item.answer + ": " + check + ". Correct.";
+  if (detail::draw_direct(style, rng)) think = "x = " + item.answer + ".";
   item.response = detail::format_response(think, item.answer);
   return item;
 }

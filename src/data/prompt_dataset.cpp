@@ -7,6 +7,7 @@
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/data/rng.h"
+#include "grpo/data/tasks.h"
 
 namespace grpo::data {
 
@@ -38,13 +39,14 @@ std::vector<PromptRecord> load_prompt_file(const std::string& path, const FieldM
         ++with_tests;
       }
     }
+    if (!fields.response.empty()) r.response = jsonl::require_string(o, fields.response, where);
     r.source_line = where.line;
     r.source_file = path;
     out.push_back(std::move(r));
   });
   GRPO_CHECK(!out.empty(), path, ": no prompts (the file is empty)");
   // Rewards need an answer or tests; a file with neither usually means a wrong field name.
-  if (with_answer == 0 && with_tests == 0)
+  if (with_answer == 0 && with_tests == 0 && fields.response.empty())
     log::warn(path, ": no line has an '", fields.answer, "' or '", fields.tests,
               "' field; check data.answer_field / data.tests_field");
   return out;
@@ -77,14 +79,47 @@ ShardRange shard_range(size_t n, int rank, int world_size) {
   return ShardRange{per * static_cast<size_t>(rank), per * (static_cast<size_t>(rank) + 1)};
 }
 
+std::vector<PromptRecord> synthetic_records(const config::SyntheticTaskConfig& task, size_t index) {
+  const auto lookup = [](const auto& names, const std::string& name) {
+    for (const auto& [value, n] : names)
+      if (n == name) return value;
+    throw Error("data.synthetic: unknown name '" + name + "'", ErrorKind::config);
+  };
+  const auto kind = lookup(enum_names(TaskKind{}), task.task);
+  const auto difficulty = lookup(enum_names(Difficulty{}), task.difficulty);
+  const auto items = generate_task(kind, difficulty, task.options, static_cast<size_t>(task.n),
+                                   static_cast<uint64_t>(task.seed));
+  const std::string source = "data.synthetic[" + std::to_string(index) + "] (" + task.task + ")";
+  std::vector<PromptRecord> out;
+  out.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    PromptRecord r;
+    r.prompt = items[i].prompt;
+    r.answer = items[i].answer;
+    r.response = items[i].response;
+    r.source_file = source;
+    r.source_line = i + 1;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 static std::vector<PromptRecord> load_all(const config::DataConfig& config) {
-  GRPO_CHECK_KIND(config, !config.train_files.empty(),
-                  "data.train_files is empty: name at least one JSONL file");
-  FieldMap fields{config.prompt_field, config.answer_field, config.tests_field};
+  GRPO_CHECK_KIND(config, !config.train_files.empty() || !config.synthetic.empty(),
+                  "data.train_files and data.synthetic are both empty: name at least one JSONL "
+                  "file or synthetic task");
+  FieldMap fields{config.prompt_field, config.answer_field, config.tests_field, ""};
   std::vector<PromptRecord> all;
   for (const auto& file : config.train_files) {
     auto records = load_prompt_file(file, fields);
     log::info("loaded ", records.size(), " prompts from ", file);
+    all.insert(all.end(), std::make_move_iterator(records.begin()),
+               std::make_move_iterator(records.end()));
+  }
+  for (size_t i = 0; i < config.synthetic.size(); ++i) {
+    auto records = synthetic_records(config.synthetic[i], i);
+    log::info("generated ", records.size(), " ", config.synthetic[i].task, " prompts (seed ",
+              config.synthetic[i].seed, ")");
     all.insert(all.end(), std::make_move_iterator(records.begin()),
                std::make_move_iterator(records.end()));
   }

@@ -45,6 +45,37 @@ std::optional<ExprTree> random_tree(const std::vector<int64_t>& leaves, const st
   return tree;
 }
 
+std::optional<ExprTree> chain_tree(const std::vector<int64_t>& leaves, const std::string& ops,
+                                   Rng& rng, const Accept& accept) {
+  ExprTree tree;
+  for (size_t k = 0; k < leaves.size(); ++k) {
+    ExprTree::Node leaf;
+    leaf.leaf = leaves[k];
+    leaf.value = Rational{leaves[k], 1};
+    tree.nodes.push_back(leaf);
+    const int right = static_cast<int>(tree.nodes.size()) - 1;
+    if (k == 0) {
+      tree.root = right;
+      continue;
+    }
+    std::string allowed;
+    const Rational& a = tree.nodes[static_cast<size_t>(tree.root)].value;
+    for (char op : ops) {
+      auto r = apply(op, a, leaf.value);
+      if (r && accept(op, a, leaf.value, *r)) allowed += op;
+    }
+    if (allowed.empty()) return std::nullopt;
+    ExprTree::Node n;
+    n.op = allowed[rng.below(allowed.size())];
+    n.left = tree.root;
+    n.right = right;
+    n.value = *apply(n.op, a, leaf.value);
+    tree.nodes.push_back(n);
+    tree.root = static_cast<int>(tree.nodes.size()) - 1;
+  }
+  return tree;
+}
+
 std::string list_words(const std::vector<std::string>& items) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -75,6 +106,10 @@ std::string narrate_steps(const std::vector<std::string>& steps, int verbosity) 
     }
   }
   return out;
+}
+
+bool draw_direct(const SolutionStyle& style, Rng& rng) {
+  return style.direct_rate > 0 && rng.chance(style.direct_rate);
 }
 
 std::string format_response(const std::string& thinking, const std::string& answer) {

@@ -198,7 +198,10 @@ CausalLM random_model(const ModelArch& arch, uint64_t seed, at::ScalarType dtype
 
 CausalLM build_model(const config::ModelConfig& c, int64_t vocab_size) {
   const at::ScalarType dtype = to_scalar_type(c.dtype);
-  if (c.init == config::ModelInit::pretrained) return load_hf(c.path, dtype);
+  GRPO_CHECK_KIND(config, c.init != config::ModelInit::sft || !c.path.empty(),
+                  "model.init is sft but model.path is empty: the base model's SFT stage has not "
+                  "run (grpo train and grpo sft run it first)");
+  if (c.init != config::ModelInit::random) return load_hf(c.path, dtype);
   return random_model(arch_from_config(c.architecture, vocab_size), static_cast<uint64_t>(c.seed),
                       dtype);
 }

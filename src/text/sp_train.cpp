@@ -119,7 +119,7 @@ void train_sentencepiece(const SentencePieceTrainOptions& options) {
       {"byte_fallback", "true"},                // any character encodes, via <0xXX> pieces
       {"normalization_rule_name", "identity"},  // exact round trips
       {"remove_extra_whitespaces", "false"},
-      {"split_digits", "true"},
+      {"split_digits", options.split_digits ? "true" : "false"},
       {"allow_whitespace_only_pieces", "true"},
       {"hard_vocab_limit", "false"},  // a small corpus may not fill the vocabulary
       {"unk_id", "0"},

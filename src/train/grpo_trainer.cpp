@@ -24,6 +24,7 @@
 #include "grpo/torch_compat.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/data_parallel.h"
+#include "grpo/train/device.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
 #include "grpo/train/rollout_metrics.h"
@@ -36,20 +37,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-at::Device pick_device(config::Device device) {
-  const bool cuda = torch::cuda::is_available();
-  switch (device) {
-    case config::Device::cpu:
-      return at::kCPU;
-    case config::Device::cuda:
-      GRPO_CHECK_KIND(config, cuda, "trainer.device is cuda but no CUDA device is available");
-      return at::Device(at::kCUDA, 0);
-    case config::Device::automatic:
-      break;
-  }
-  return cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-}
 
 double peak_rss_mb() {
   rusage usage{};
@@ -175,8 +162,8 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
 void setup(Run& run, const TrainOptions& options) {
   const auto& c = run.config;
   const dist::Env& env = options.dist;
-  GRPO_CHECK_KIND(config, !c.data.train_files.empty(),
-                  "data.train_files is empty: grpo train needs prompts");
+  GRPO_CHECK_KIND(config, !c.data.train_files.empty() || !c.data.synthetic.empty(),
+                  "data.train_files and data.synthetic are both empty: grpo train needs prompts");
   GRPO_CHECK_KIND(config, !c.reward.functions.empty(),
                   "reward.functions is empty: grpo train needs at least one reward");
   run.plan = algo::plan_batches(c.trainer.prompts_per_step, c.rollout.n, c.trainer.minibatch_size,

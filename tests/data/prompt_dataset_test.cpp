@@ -10,6 +10,7 @@
 #include <set>
 
 #include "grpo/core/error.h"
+#include "grpo/data/tasks.h"
 
 namespace fs = std::filesystem;
 
@@ -60,7 +61,7 @@ TEST_F(PromptDatasetTest, MapsFieldsAndRemembersWhereEachRecordCameFrom) {
                            "{\"question\": \"3*6?\", \"gold\": 18, \"extra\": [1]}\n"
                            "{\"question\": \"code\", \"cases\": [{\"input\": \"1\", \"output\": "
                            "\"2\"}]}\n");
-  auto records = load_prompt_file(path, FieldMap{"question", "gold", "cases"});
+  auto records = load_prompt_file(path, FieldMap{"question", "gold", "cases", ""});
   ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[0].prompt, "2+2?");
   EXPECT_EQ(records[0].answer, "4");
@@ -186,9 +187,50 @@ TEST(PromptDatasetBenchmarks, LoadsGsm8kWhenPresent) {
   std::ifstream in(path);
   size_t lines = 0;
   for (std::string line; std::getline(in, line);) lines += line.empty() ? 0 : 1;
-  auto records = load_prompt_file(path, FieldMap{"question", "answer", ""});
+  auto records = load_prompt_file(path, FieldMap{"question", "answer", "", ""});
   EXPECT_EQ(records.size(), lines);
   EXPECT_NE(records[0].answer.find("#### "), std::string::npos);
+}
+
+// data.synthetic: the task's items in memory, after the files, with their worked solutions.
+TEST_F(PromptDatasetTest, SyntheticTasksFollowTheFiles) {
+  config::DataConfig c;
+  c.train_files = {write("a.jsonl", "{\"prompt\": \"p\", \"answer\": \"1\"}\n")};
+  config::SyntheticTaskConfig t;
+  t.task = "arithmetic";
+  t.n = 5;
+  t.seed = 2;
+  t.difficulty = "easy";
+  c.synthetic = {t};
+  c.shuffle = false;
+  const PromptDataset ds(c);
+  ASSERT_EQ(ds.size(), 6u);
+  EXPECT_EQ(ds.record(0).prompt, "p");
+  const auto items =
+      generate_task(TaskKind::arithmetic, Difficulty::easy, config::Node::make_map({}), 5, 2);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& r = ds.record(i + 1);
+    EXPECT_EQ(r.prompt, items[i].prompt);
+    EXPECT_EQ(r.answer, items[i].answer);
+    EXPECT_EQ(r.response, items[i].response);
+    EXPECT_EQ(r.source_file, "data.synthetic[0] (arithmetic)");
+    EXPECT_EQ(r.source_line, i + 1);
+  }
+  // Bad task options name the task and the key.
+  c.synthetic[0].options = config::parse_yaml("{opz: 3}", "test");
+  try {
+    PromptDataset bad(c);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("arithmetic.opz"), std::string::npos) << e.what();
+  }
+  // Neither files nor tasks: an error that says so.
+  try {
+    PromptDataset none(config::DataConfig{});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.synthetic"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

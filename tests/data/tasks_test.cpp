@@ -183,5 +183,98 @@ TEST(Tasks, WorkedSolutionsVaryAndSometimesSelfCheck) {
   }
 }
 
+// The worked solution of a pinned item, made before direct_rate, multiplication and chain
+// existed: those knobs at their defaults draw nothing, so old datasets stay byte-identical.
+TEST(Tasks, PinnedSolutionUnchangedByLaterKnobs) {
+  const auto ar = generate_task(TaskKind::arithmetic, Difficulty::easy, overrides({}), 1, 0);
+  EXPECT_EQ(ar[0].prompt, "Calculate 7 * 6 - 6.");
+  EXPECT_EQ(ar[0].response,
+            "<think> Work it out one operation at a time, respecting parentheses and doing * and "
+            "/ before + and -. First, 7 * 6 = 42. Finally, 42 - 6 = 36. So the result is 36. "
+            "</think> <answer> 36 </answer>");
+}
+
+// chain: ((a op b) op c) op d with + and - only; the working is the running result, one
+// operation per sentence, checked against a running total computed here from the prompt.
+TEST(ArithmeticTask, ChainsRunLeftToRight) {
+  const auto items = generate_task(
+      TaskKind::arithmetic, Difficulty::medium,
+      overrides({"ops=4", "max_operand=9", "max_value=40", "multiplication=false", "division=false",
+                 "chain=true", "max_verbosity=0", "self_check_rate=0"}),
+      200, 3);
+  for (const auto& item : items) {
+    const std::string expr = arithmetic_expression(item.prompt);
+    EXPECT_EQ(expr.find_first_of("*/()"), std::string::npos) << expr;
+    std::vector<std::string> words;
+    for (size_t pos = 0; pos <= expr.size();) {
+      const size_t space = std::min(expr.find(' ', pos), expr.size());
+      words.push_back(expr.substr(pos, space - pos));
+      pos = space + 1;
+    }
+    ASSERT_EQ(words.size(), 9u) << expr;  // 5 numbers and 4 operators
+    long total = std::stol(words[0]);
+    std::string think;
+    for (size_t k = 1; k < words.size(); k += 2) {
+      const long x = std::stol(words[k + 1]);
+      const long next = words[k] == "+" ? total + x : total - x;
+      EXPECT_GE(next, 0) << expr;
+      EXPECT_LE(next, 40) << expr;
+      think += (think.empty() ? "" : " ") + std::to_string(total) + " " + words[k] + " " +
+               words[k + 1] + " = " + std::to_string(next) + ".";
+      total = next;
+    }
+    EXPECT_EQ(item.answer, std::to_string(total));
+    EXPECT_EQ(item.response,
+              "<think> " + think + " </think> <answer> " + item.answer + " </answer>");
+  }
+}
+
+TEST(ArithmeticTask, MultiplicationCanBeTurnedOff) {
+  const auto items = generate_task(TaskKind::arithmetic, Difficulty::hard,
+                                   overrides({"multiplication=false"}), 100, 5);
+  size_t divisions = 0;
+  for (const auto& item : items) {
+    EXPECT_EQ(item.prompt.find('*'), std::string::npos) << item.prompt;
+    divisions += item.prompt.find('/') != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GT(divisions, 0u);  // only * went away
+}
+
+// direct_rate: the thinking states the result without working, in each task's form.
+TEST(Tasks, DirectRateSkipsTheWorking) {
+  const auto ar =
+      generate_task(TaskKind::arithmetic, Difficulty::easy, overrides({"direct_rate=1"}), 30, 7);
+  for (const auto& item : ar) {
+    EXPECT_EQ(item.response, "<think> " + arithmetic_expression(item.prompt) + " = " + item.answer +
+                                 ". </think> <answer> " + item.answer + " </answer>");
+  }
+  const auto eq =
+      generate_task(TaskKind::equation, Difficulty::easy, overrides({"direct_rate=1"}), 30, 7);
+  for (const auto& item : eq) {
+    EXPECT_EQ(item.response,
+              "<think> x = " + item.answer + ". </think> <answer> " + item.answer + " </answer>");
+  }
+  const auto cd =
+      generate_task(TaskKind::countdown, Difficulty::easy, overrides({"direct_rate=1"}), 30, 7);
+  for (const auto& item : cd) {
+    const std::string solution = item.extra.at("solution").get<std::string>();
+    EXPECT_EQ(item.response, "<think> " + solution + " = " +
+                                 std::to_string(item.extra.at("target").get<int>()) +
+                                 ". </think> <answer> " + solution + " </answer>");
+  }
+  // A rate of 0.5 of 400: 200 expected, sd 10.
+  const auto half = generate_task(TaskKind::arithmetic, Difficulty::medium,
+                                  overrides({"direct_rate=0.5"}), 400, 8);
+  size_t direct = 0;
+  for (const auto& item : half) {
+    direct += item.response == "<think> " + arithmetic_expression(item.prompt) + " = " +
+                                   item.answer + ". </think> <answer> " + item.answer + " </answer>"
+                  ? 1
+                  : 0;
+  }
+  EXPECT_GT(direct, 150u);
+  EXPECT_LT(direct, 250u);
+}
+
 }  // namespace
 }  // namespace grpo::data

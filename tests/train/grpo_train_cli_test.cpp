@@ -56,16 +56,32 @@ class GrpoTrain : public ::testing::Test {
                 " --field response --vocab-size 400 --model-type bpe --out " +
                 shell_quote((root_ / "tokenizer").string()));
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The pipeline on an untrained model (configs/smoke_cpu.yaml is the SFT + GRPO recipe).
+    std::ofstream(root_ / "tiny.yaml") << R"(model:
+  init: random
+  architecture: {hidden_size: 64, intermediate_size: 192, num_hidden_layers: 2,
+                 num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256}
+tokenizer: {template: plain}
+data: {max_prompt_tokens: 96}
+rollout: {n: 4, max_new_tokens: 32, temperature: 1.0}
+reward:
+  functions:
+    - {name: math_boxed, weight: 1.0, options: {location: answer_tag}}
+    - {name: format_think_answer, weight: 0.1}
+algorithm: {advantage: grpo, beta: 0.001, loss_aggregation: token_mean}
+trainer: {steps: 6, prompts_per_step: 4, micro_batch_size: 8, lr: 1.0e-4, warmup_steps: 1,
+          seed: 0, device: cpu}
+logging: {samples_per_step: 2}
+)";
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
 
-  // Arguments of a short deterministic run of configs/smoke_cpu.yaml on the suite's assets.
+  // Arguments of a short deterministic run of tiny.yaml on the suite's assets.
   // The overlong penalty makes rewards differ inside groups, so even the untrained model
   // gets non-zero advantages and its weights move every step.
   static std::string run_args(const fs::path& run_dir, int steps, const std::string& extra = "") {
-    return "--log-level warn train --config " +
-           shell_quote(std::string(GRPO_SOURCE_DIR) + "/configs/smoke_cpu.yaml") + " --run-dir " +
-           shell_quote(run_dir.string()) +
+    return "--log-level warn train --config " + shell_quote((root_ / "tiny.yaml").string()) +
+           " --run-dir " + shell_quote(run_dir.string()) +
            " --set tokenizer.path=" + shell_quote((root_ / "tokenizer").string()) +
            " --set data.train_files=[" + shell_quote((root_ / "arithmetic.jsonl").string()) +
            "] --set trainer.steps=" + std::to_string(steps) +

@@ -13,6 +13,7 @@
 #include "grpo/core/config/model.h"
 #include "grpo/core/config/reward.h"
 #include "grpo/core/config/rollout.h"
+#include "grpo/core/config/sft.h"
 #include "grpo/core/config/tokenizer.h"
 #include "grpo/core/config/trainer.h"
 #include "grpo/core/config_bind.h"
@@ -31,6 +32,7 @@ struct Config {
   DistributedConfig distributed;
   LoggingConfig logging;
   CheckpointConfig checkpoint;
+  SftConfig sft;
 
   template <class V>
   void visit(V& v) {
@@ -44,6 +46,7 @@ struct Config {
     v("distributed", distributed);
     v("logging", logging);
     v("checkpoint", checkpoint);
+    v("sft", sft);
   }
   void check(Checker& c) const {
     c.require(algorithm.overlong_buffer < rollout.max_new_tokens, "algorithm",

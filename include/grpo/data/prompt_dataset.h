@@ -17,21 +17,29 @@ struct PromptRecord {
   std::string prompt;
   std::string answer;    // "" when the line has no answer field (code datasets)
   nlohmann::json tests;  // null when the line has no tests field (math datasets)
+  std::string response;  // SFT target; "" unless FieldMap::response names a field
   size_t source_line = 0;
   std::string source_file;
 };
 
 // Which JSONL keys hold the prompt (required, a non-empty string), the answer (optional; a
 // string, or a number written as text) and the tests (optional, any JSON). An empty
-// answer/tests name means "not used".
+// answer/tests name means "not used". `response` (SFT targets) is required on every line when
+// named, and "" (not read) by default.
 struct FieldMap {
   std::string prompt = "prompt";
   std::string answer = "answer";
   std::string tests = "tests";
+  std::string response;
 };
 
 // Loads one JSONL file; errors name file:line and the field.
 std::vector<PromptRecord> load_prompt_file(const std::string& path, const FieldMap& fields);
+
+// The items of data.synthetic[index] as records with prompt, answer and response (the worked
+// solution); source_file reads "data.synthetic[<index>] (<task>)", source_line is the item's
+// 1-based number. Bad options are config errors naming the task and key.
+std::vector<PromptRecord> synthetic_records(const config::SyntheticTaskConfig& task, size_t index);
 
 // Where the dataset stands: the next prompt is position `index` of epoch `epoch`'s order.
 struct DataCursor {
@@ -56,7 +64,7 @@ ShardRange shard_range(size_t n, int rank, int world_size);
 
 class PromptDataset {
  public:
-  // Loads every file of config.train_files in order.
+  // Loads every file of config.train_files in order, then generates config.synthetic's items.
   explicit PromptDataset(const config::DataConfig& config);
   PromptDataset(std::vector<PromptRecord> records, bool shuffle, uint64_t seed);
 

@@ -24,12 +24,14 @@ struct SolutionStyle {
   double self_check_rate = 0.3;  // share ending with "Let me verify: ..." (a real re-check)
   double detour_rate = 0.2;      // countdown: share trying a wrong combination first
   int max_verbosity = 2;         // each solution draws a verbosity 0 (terse) .. max_verbosity
+  double direct_rate = 0.0;      // share with no working: the thinking only states the result
 
   template <class V>
   void visit(V& v) {
     v("self_check_rate", self_check_rate, config::in_range(0.0, 1.0));
     v("detour_rate", detour_rate, config::in_range(0.0, 1.0));
     v("max_verbosity", max_verbosity, config::in_range(0, 2));
+    v("direct_rate", direct_rate, config::in_range(0.0, 1.0));
   }
 };
 
@@ -45,12 +47,14 @@ struct TaskItem {
 };
 
 // Multi-step arithmetic: an expression with `ops` operations over whole numbers, every
-// intermediate result whole and in [0, max_value].
+// intermediate result whole and in [0, max_value]; `+` and `-` always, `*` and `/` optionally.
 struct ArithmeticTaskOptions {
   int ops = 3;
   int max_operand = 20;
   int max_value = 500;
+  bool multiplication = true;
   bool division = true;
+  bool chain = false;  // combine left to right: one running result, no parentheses with + and -
   SolutionStyle style;
 
   template <class V>
@@ -58,7 +62,9 @@ struct ArithmeticTaskOptions {
     v("ops", ops, config::in_range(1, 12));
     v("max_operand", max_operand, config::at_least(2));
     v("max_value", max_value, config::at_least(10));
+    v("multiplication", multiplication);
     v("division", division);
+    v("chain", chain);
     style.visit(v);
   }
 };

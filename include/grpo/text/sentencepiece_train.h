@@ -16,6 +16,9 @@ struct SentencePieceTrainOptions {
   std::string model_type = "bpe";  // bpe or unigram
   // Pieces that are never split; the R1 tags by default so that tiny models see them whole.
   std::vector<std::string> user_symbols = {"<think>", "</think>", "<answer>", "</answer>"};
+  // Digits as separate pieces (arithmetic generalises digit by digit); false lets frequent
+  // numbers become single pieces, which tiny models learn faster on small number ranges.
+  bool split_digits = true;
 };
 
 // Trains with byte fallback and no normalization, so decode(encode(x)) == x for any text.

@@ -9,10 +9,13 @@
 
 namespace grpo::config {
 
-enum class ModelInit { pretrained, random };
+// sft: the base is the output of an SFT stage (`sft_config`), trained first or reused.
+enum class ModelInit { pretrained, random, sft };
 inline const std::vector<std::pair<ModelInit, std::string>>& enum_names(ModelInit) {
   static const std::vector<std::pair<ModelInit, std::string>> k{
-      {ModelInit::pretrained, "pretrained"}, {ModelInit::random, "random"}};
+      {ModelInit::pretrained, "pretrained"},
+      {ModelInit::random, "random"},
+      {ModelInit::sft, "sft"}};
   return k;
 }
 
@@ -86,7 +89,9 @@ struct ModelArchitecture {
 struct ModelConfig {
   std::string path;                        // HF folder (config.json + *.safetensors)
   ModelInit init = ModelInit::pretrained;  // random: build `architecture` from `seed`
-  DType dtype = DType::float32;            // parameter and compute dtype
+  std::string sft_config;        // init sft: the `grpo sft` config whose final policy is the base
+  std::string sft_run_dir;       // init sft: where that stage runs; "": <run-dir>/sft
+  DType dtype = DType::float32;  // parameter and compute dtype
   KernelChoice kernels = KernelChoice::automatic;
   int seed = 0;
   ModelArchitecture architecture;
@@ -95,14 +100,18 @@ struct ModelConfig {
   void visit(V& v) {
     v("path", path);
     v("init", init);
+    v("sft_config", sft_config);
+    v("sft_run_dir", sft_run_dir);
     v("dtype", dtype);
     v("kernels", kernels);
     v("seed", seed, at_least(0));
     v("architecture", architecture);
   }
   void check(Checker& c) const {
-    c.require(init == ModelInit::random || !path.empty(), "path",
+    c.require(init != ModelInit::pretrained || !path.empty(), "path",
               "is required when init is pretrained (or set init: random)");
+    c.require(init != ModelInit::sft || !sft_config.empty(), "sft_config",
+              "is required when init is sft: the grpo sft config of the base model's stage");
   }
 };
 
