@@ -7,6 +7,7 @@
 
 #include "grpo/core/error.h"
 #include "grpo/reward/code_tests.h"
+#include "grpo/reward/countdown_reward.h"
 #include "grpo/reward/external_reward.h"
 #include "grpo/reward/format_rewards.h"
 #include "grpo/reward/math_answer.h"
@@ -36,6 +37,7 @@ const std::vector<Registered>& registry() {
       {"language_consistency", &build<LanguageOptions, LanguageConsistency>},
       {"external", &build<ExternalOptions, ExternalReward>},
       {"code_tests", &build<CodeTestsOptions, CodeTests>},
+      {"countdown", &build<data::CountdownOptions, CountdownReward>},
   };
   return k;
 }

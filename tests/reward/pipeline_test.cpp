@@ -129,5 +129,42 @@ TEST(External, LargeBatchDoesNotDeadlock) {
   EXPECT_EQ(out.size(), batch.size());
 }
 
+// The countdown verifier by name, with its options; each score and verdict is worked out by hand
+// from the problem: numbers 3, 5, 7 and target 22 (3 * 5 + 7).
+TEST(Pipeline, CountdownByName) {
+  auto rc = parse_reward(
+      "reward:\n  functions:\n"
+      "    - {name: countdown, options: {format_score: 0.1}}\n"
+      "    - {name: countdown, options: {use_all_numbers: true}}\n");
+  RewardPipeline p(rc, 1);
+  ASSERT_EQ(p.entries().size(), 2u);
+  EXPECT_EQ(p.entries()[1].name, "countdown_2");
+  EXPECT_TRUE(is_correctness_reward("countdown"));
+  const std::string spec = "{\"numbers\":[3,5,7],\"target\":22}";
+  auto out = p.score(
+      {sample("<think> 3 * 5 = 15. 15 + 7 = 22. </think> <answer> 3 * 5 + 7 </answer>", spec),
+       sample("<answer> 5 * 7 - 3 * 5 </answer>", spec),  // 35 - 15 = 20, 5 twice
+       sample("<answer> 5 * 7 - 13 </answer>", spec),     // 13 is not given
+       sample("<answer> 3 * 7 </answer>", spec),          // 21
+       sample("3 * 5 + 7", spec),                         // no answer block
+       sample("<answer> 7 + 5 * 3 = 22 </answer>", spec)});
+  EXPECT_DOUBLE_EQ(out[0].components[0], 1.0);
+  EXPECT_DOUBLE_EQ(out[0].components[1], 1.0);
+  EXPECT_EQ(out[0].details[0]["verdict"], "correct");
+  EXPECT_DOUBLE_EQ(out[1].components[0], 0.1);
+  EXPECT_EQ(out[1].details[0]["verdict"], "number_reuse");
+  EXPECT_DOUBLE_EQ(out[2].components[0], 0.1);
+  EXPECT_EQ(out[2].details[0]["verdict"], "unknown_number");
+  EXPECT_DOUBLE_EQ(out[3].components[0], 0.1);  // at most once: a miss, not a misuse
+  EXPECT_EQ(out[3].details[0]["verdict"], "wrong_value");
+  EXPECT_DOUBLE_EQ(out[3].components[1], 0.0);  // exactly once: 5 unused
+  EXPECT_EQ(out[3].details[1]["verdict"], "unused_number");
+  EXPECT_DOUBLE_EQ(out[4].components[0], 0.0);
+  EXPECT_EQ(out[4].details[0]["verdict"], "no_answer");
+  EXPECT_DOUBLE_EQ(out[5].reward, 2.0);
+  // A gold answer that is not a countdown spec is a data error, not a zero score.
+  EXPECT_THROW(p.score({sample("<answer> 1 + 2 </answer>", "22")}), Error);
+}
+
 }  // namespace
 }  // namespace grpo::reward
