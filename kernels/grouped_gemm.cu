@@ -1,0 +1,76 @@
+// Grouped expert GEMM through cuBLAS: row-major C_g = op(A_g) op(B_g) per group, mapped onto
+// column-major cuBLAS as C_g^T = op(B_g)^T op(A_g)^T. One cublasGemmGroupedBatchedEx call where
+// the cuBLAS has it (12.5+), else one cublasGemmEx per non-empty group on the stream.
+#include <cublas_v2.h>
+
+#include <vector>
+
+#include "grpo/kernels/moe.h"
+
+namespace grpo::kernels {
+
+#if defined(CUBLAS_VERSION) && CUBLAS_VERSION >= 120500
+#define GRPO_HAVE_GROUPED_GEMM 1
+#else
+#define GRPO_HAVE_GROUPED_GEMM 0
+#endif
+
+cublasStatus_t grouped_gemm(cublasHandle_t handle, const GroupedGemmParams& p,
+                            cudaStream_t stream) {
+  cublasStatus_t st = cublasSetStream(handle, stream);
+  if (st != CUBLAS_STATUS_SUCCESS) return st;
+  const cudaDataType_t type = p.dtype == DType::bfloat16 ? CUDA_R_16BF : CUDA_R_16F;
+  // Column-major view: M = n, N = m, first operand B (op T iff trans_b), second A.
+  const cublasOperation_t op_first = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+
+  std::vector<int> live;
+  for (int g = 0; g < p.groups; ++g) {
+    if (p.m[g] > 0 && p.n[g] > 0) live.push_back(g);
+  }
+  if (live.empty()) return CUBLAS_STATUS_SUCCESS;
+
+#if GRPO_HAVE_GROUPED_GEMM
+  if (p.ptr_workspace != nullptr) {
+    const int count = static_cast<int>(live.size());
+    std::vector<cublasOperation_t> ta(count, op_first), tb(count, op_second);
+    std::vector<int64_t> mm(count), nn(count), kk(count), la(count), lb(count), lc(count);
+    std::vector<float> alpha(count, p.alpha), beta(count, p.beta);
+    std::vector<int64_t> size(count, 1);
+    std::vector<const void*> ptrs(3 * count);
+    for (int i = 0; i < count; ++i) {
+      const int g = live[i];
+      mm[i] = p.n[g];
+      nn[i] = p.m[g];
+      kk[i] = p.k[g];
+      la[i] = p.ldb[g];
+      lb[i] = p.lda[g];
+      lc[i] = p.ldc[g];
+      ptrs[i] = p.b[g];
+      ptrs[count + i] = p.a[g];
+      ptrs[2 * count + i] = p.c[g];
+    }
+    // Pageable source: the copy is staged before this call returns, so `ptrs` may go.
+    if (cudaMemcpyAsync(p.ptr_workspace, ptrs.data(), sizeof(void*) * 3 * count,
+                        cudaMemcpyHostToDevice, stream) != cudaSuccess) {
+      return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    const void* const* first = const_cast<const void* const*>(p.ptr_workspace);
+    return cublasGemmGroupedBatchedEx_64(
+        handle, ta.data(), tb.data(), mm.data(), nn.data(), kk.data(), alpha.data(), first, type,
+        la.data(), first + count, type, lb.data(), beta.data(), p.ptr_workspace + 2 * count, type,
+        lc.data(), count, size.data(), CUBLAS_COMPUTE_32F);
+  }
+#endif
+  for (const int g : live) {
+    st = cublasGemmEx(handle, op_first, op_second, static_cast<int>(p.n[g]),
+                      static_cast<int>(p.m[g]), static_cast<int>(p.k[g]), &p.alpha, p.b[g], type,
+                      static_cast<int>(p.ldb[g]), p.a[g], type, static_cast<int>(p.lda[g]), &p.beta,
+                      p.c[g], type, static_cast<int>(p.ldc[g]), CUBLAS_COMPUTE_32F,
+                      CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace grpo::kernels
