@@ -12,6 +12,8 @@ if(NOT GRPO_CUDA STREQUAL "OFF")
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()
+    # What kernels/ is compiled for, whatever a CUDA LibTorch's config did to the global setting.
+    set(GRPO_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of kernels/")
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(GRPO_KERNELS_ENABLED ON)
