@@ -41,6 +41,9 @@ struct EvalArgs {
   std::string system;
   std::string output;
   std::string summary;
+  std::string keep;                       // rejection sampling: kept samples as SFT JSONL
+  std::vector<std::string> keep_require;  // rewards a kept sample must also score >= 1 on
+  int64_t keep_per_item = 0;
   std::string dtype = "float32";
   std::string device = "auto";
   size_t limit = 0;
@@ -87,6 +90,43 @@ void apply_config(EvalArgs& a, const config::DataConfig& data) {
   }
 }
 
+// --keep-require names -> pipeline entries; every name must be one of the pipeline's.
+train::KeepRule make_keep_rule(const EvalArgs& a, const reward::RewardPipeline& pipeline) {
+  train::KeepRule rule;
+  rule.max_per_item = a.keep_per_item;
+  GRPO_CHECK_KIND(usage, a.keep_per_item >= 0, "--keep-per-item must be >= 0");
+  GRPO_CHECK_KIND(usage, !a.keep.empty() || (a.keep_require.empty() && a.keep_per_item == 0),
+                  "--keep-require and --keep-per-item need --keep FILE");
+  for (const std::string& name : a.keep_require) {
+    std::string known;
+    bool found = false;
+    for (size_t e = 0; e < pipeline.entries().size(); ++e) {
+      known += (known.empty() ? "" : ", ") + pipeline.entries()[e].name;
+      if (pipeline.entries()[e].name == name) {
+        rule.required.push_back(e);
+        found = true;
+      }
+    }
+    GRPO_CHECK_KIND(usage, found, "--keep-require ", name, ": not a reward of this evaluation (",
+                    known, ")");
+  }
+  return rule;
+}
+
+// One kept sample as an SFT example: the item's prompt (before the template, as grpo sft
+// expects it) and the completion as the response.
+nlohmann::json kept_json(const EvalArgs& a, const train::EvalItem& item, const train::EvalSample& s,
+                         size_t sample) {
+  nlohmann::json j = {{a.fields.prompt, item.prompt}, {"response", s.completion}};
+  if (!a.fields.answer.empty()) j[a.fields.answer] = item.answer;
+  if (!item.tests.is_null() && !a.fields.tests.empty()) j[a.fields.tests] = item.tests;
+  if (!item.id.is_null()) j["id"] = item.id;
+  j["index"] = item.index;
+  j["sample"] = sample;
+  j["reward"] = s.score.reward;
+  return j;
+}
+
 void run_eval(EvalArgs& a) {
   log::use_stderr();  // stdout carries the summary JSON
   config::RewardConfig rc;
@@ -106,16 +146,25 @@ void run_eval(EvalArgs& a) {
   log::info("eval: ", items.size(), " items x ", a.eval.n, " samples, pass reward '",
             pipeline.entries()[evaluator.pass_entry()].name, "'");
 
-  std::optional<jsonl::Writer> out;
+  const train::KeepRule keep_rule = make_keep_rule(a, pipeline);
+  std::optional<jsonl::Writer> out, keep;
   if (!a.output.empty()) out.emplace(a.output);
+  if (!a.keep.empty()) keep.emplace(a.keep);
+  int64_t kept = 0, kept_items = 0;
   const auto start = std::chrono::steady_clock::now();
   train::EvalSummary summary =
       evaluator.run(items, [&](const train::EvalItem& item, const train::EvalItemResult& r) {
         if (out) out->write(evaluator.item_json(item, r));
+        if (!keep) return;
+        const auto chosen = train::kept_samples(r, keep_rule);
+        for (size_t g : chosen) keep->write(kept_json(a, item, r.samples[g], g));
+        kept += static_cast<int64_t>(chosen.size());
+        kept_items += chosen.empty() ? 0 : 1;
       });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (out) out->commit();
+  if (keep) keep->commit();
 
   nlohmann::json j = summary.to_json();
   j["model"] = a.model;
@@ -129,6 +178,10 @@ void run_eval(EvalArgs& a) {
                    {"seed", a.eval.sampling.seed},
                    {"template", a.template_name}};
   j["time_s"] = seconds;
+  if (keep) {
+    j["kept"] = {{"samples", kept}, {"items", kept_items}, {"file", a.keep}};
+    log::info("kept ", kept, " samples of ", kept_items, " items in ", a.keep);
+  }
   const std::string text = j.dump(2) + "\n";
   if (a.summary.empty()) {
     std::cout << text;
@@ -200,6 +253,15 @@ void add_eval_verb(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--output", a->output, "Per-item results, JSONL (written atomically)");
   cmd->add_option("--summary", a->summary, "Summary JSON file (default: stdout)");
+  cmd->add_option("--keep", a->keep,
+                  "Rejection sampling: write the correct, finished samples (distinct per item) "
+                  "as SFT JSONL (prompt, response, answer)");
+  cmd->add_option("--keep-require", a->keep_require,
+                  "With --keep: a reward a kept sample must also score >= 1 on (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--keep-per-item", a->keep_per_item,
+                  "With --keep: at most N samples per item (0: all)")
+      ->capture_default_str();
   cmd->callback([a] { run_eval(*a); });
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <utility>
 
 #include "grpo/core/error.h"
@@ -271,6 +272,24 @@ EvalSummary Evaluator::run(
               static_cast<int64_t>(static_cast<double>(tokens) / std::max(s, 1e-9)), " tokens/s");
   }
   return summary;
+}
+
+std::vector<size_t> kept_samples(const EvalItemResult& result, const KeepRule& rule) {
+  std::vector<size_t> kept;
+  std::set<std::string> seen;
+  for (size_t g = 0; g < result.samples.size(); ++g) {
+    if (rule.max_per_item > 0 && static_cast<int64_t>(kept.size()) >= rule.max_per_item) break;
+    const EvalSample& s = result.samples[g];
+    if (!s.correct || s.finish_reason == rollout::FinishReason::length) continue;
+    bool ok = true;
+    for (size_t e : rule.required) {
+      GRPO_CHECK(e < s.score.components.size(), "keep rule names reward entry ", e, " of ",
+                 s.score.components.size());
+      ok = ok && s.score.components[e] >= kCorrectAt;
+    }
+    if (ok && seen.insert(s.completion).second) kept.push_back(g);
+  }
+  return kept;
 }
 
 nlohmann::json Evaluator::item_json(const EvalItem& item, const EvalItemResult& result) const {

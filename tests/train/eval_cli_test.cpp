@@ -60,7 +60,7 @@ class EvalCli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Token chain: last prompt token -> "\boxed{" pieces -> "5" | "7" -> "}".
+  // Token chain: last prompt token -> "\boxed{" pieces -> "5" | "7" -> "}" -> "!".
   void make_box_writer() {
     const auto single = [&](const std::string& s) {
       const auto ids = tok_->encode(s);
@@ -102,6 +102,13 @@ class EvalCli : public ::testing::Test {
     emb[five][state] = 1.0;
     emb[seven][state] = 1.0;
     head[close][state] = c;
+    // "}" -> "!", so a completion given one more token and the stop string "!" ends on its
+    // own (finish reason stop) with the box as its text.
+    const int32_t bang = single("!");
+    ASSERT_EQ(distinct.count(bang), 0u);
+    emb[close].zero_();
+    emb[close][state + 1] = 1.0;
+    head[bang][state + 1] = c;
   }
 
   fs::path dir_;
@@ -214,6 +221,63 @@ TEST_F(EvalCli, FiguresMatchTheCompletions) {
   EXPECT_DOUBLE_EQ(summary.at("reward/format_think_answer/mean").get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(summary.at("response_length/mean").get<double>(), new_tokens_);
   EXPECT_EQ(summary.at("pass_reward"), "math_boxed");
+}
+
+// --keep writes the rejection-sampling SFT set: per item, the distinct correct completions
+// (here at most one, " \\boxed{5}" or " \\boxed{7}"), counted independently from --output.
+TEST_F(EvalCli, KeepWritesCorrectSamplesAsSft) {
+  const std::string data = (dir_ / "bench.jsonl").string();
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 6; ++i) {
+      f << nlohmann::json({{"q", "Item " + std::to_string(i) + "?" + kPromptEnd},
+                           {"answer", i % 2 == 0 ? "5" : "7"}})
+               .dump()
+        << "\n";
+    }
+  }
+  const std::string base = "eval --model " + shell_quote((dir_ / "model").string()) + " --data " +
+                           shell_quote(data) +
+                           " --prompt-field q --reward math_boxed --reward format_think_answer" +
+                           " --n 4 --temperature 1 --seed 3 --max-new-tokens " +
+                           std::to_string(new_tokens_ + 2) + " --stop !";
+  const std::string items = (dir_ / "items.jsonl").string(), kept = (dir_ / "kept.jsonl").string();
+  auto r = run_cli(base + " --output " + shell_quote(items) + " --keep " + shell_quote(kept));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<nlohmann::json> expected;
+  {
+    std::ifstream in(items);
+    for (std::string line; std::getline(in, line);) {
+      const auto item = nlohmann::json::parse(line);
+      for (const auto& s : item.at("samples")) {
+        ASSERT_EQ(s.at("finish_reason"), "stop") << s.dump();
+        if (s.at("correct").get<bool>()) {
+          expected.push_back({{"q", item.at("prompt")}, {"response", s.at("completion")}});
+          break;  // the other correct samples are the same text
+        }
+      }
+    }
+  }
+  std::vector<nlohmann::json> got;
+  {
+    std::ifstream in(kept);
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      got.push_back({{"q", j.at("q")}, {"response", j.at("response")}});
+      EXPECT_EQ(j.at("answer"), j.at("response") == " \\boxed{5}" ? "5" : "7");
+    }
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_GT(got.size(), 0u);
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("kept").at("samples"), got.size());
+
+  // The completions have no <think>/<answer> layout: requiring the format keeps nothing.
+  r = run_cli(base + " --keep " + shell_quote(kept) + " --keep-require format_think_answer");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("kept").at("samples"), 0);
+  r = run_cli(base + " --keep " + shell_quote(kept) + " --keep-require language_consistency");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not a reward of this evaluation"), std::string::npos) << r.err;
 }
 
 TEST_F(EvalCli, BadInputIsOneClearError) {

@@ -210,3 +210,29 @@ TEST(LoadEvalItems, BenchmarkFiles) {
     EXPECT_EQ(self_equal, items.size()) << c.file;
   }
 }
+
+// Rejection sampling keeps correct, finished, distinct samples that pass the required rewards;
+// the expected indices are read off the hand-made samples below.
+TEST(KeptSamples, CorrectFinishedDistinctAndRequired) {
+  using grpo::rollout::FinishReason;
+  gt::EvalItemResult r;
+  auto add = [&](const std::string& text, bool correct, FinishReason finish, double format) {
+    gt::EvalSample s;
+    s.completion = text;
+    s.correct = correct;
+    s.finish_reason = finish;
+    s.score.components = {correct ? 1.0 : 0.0, format};
+    r.samples.push_back(s);
+  };
+  add("a", true, FinishReason::eos, 1.0);     // 0: kept
+  add("b", false, FinishReason::eos, 1.0);    // 1: wrong
+  add("c", true, FinishReason::length, 1.0);  // 2: cut at the limit
+  add("a", true, FinishReason::stop, 1.0);    // 3: same text as 0
+  add("d", true, FinishReason::stop, 0.5);    // 4: kept unless format is required
+  add("e", true, FinishReason::eos, 1.0);     // 5: kept
+  EXPECT_EQ(gt::kept_samples(r, {}), (std::vector<size_t>{0, 4, 5}));
+  EXPECT_EQ(gt::kept_samples(r, {{1}, 0}), (std::vector<size_t>{0, 5}));
+  EXPECT_EQ(gt::kept_samples(r, {{1}, 1}), (std::vector<size_t>{0}));
+  EXPECT_EQ(gt::kept_samples(r, {{}, 2}), (std::vector<size_t>{0, 4}));
+  EXPECT_THROW(gt::kept_samples(r, {{2}, 0}), grpo::Error);
+}

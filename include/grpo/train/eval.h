@@ -104,6 +104,17 @@ class EvalSummary {
   std::vector<double> component_sums_;
 };
 
+// Rejection sampling (the R1 pipeline's third stage): which of an item's samples become SFT
+// examples. A kept sample is correct (the pass reward >= 1), finished on its own (eos or a stop
+// string, not cut at the token limit), scores >= 1 on every pipeline entry in `required`
+// (e.g. format_think_answer, language_consistency) and differs from the samples kept before it.
+struct KeepRule {
+  std::vector<size_t> required;  // indices into the pipeline's entries
+  int64_t max_per_item = 0;      // at most this many per item, in sample order; 0: all
+};
+// Indices of the kept samples, in sample order.
+std::vector<size_t> kept_samples(const EvalItemResult& result, const KeepRule& rule);
+
 class Evaluator {
  public:
   // `model`, `tokenizer` and `pipeline` must outlive the evaluator.
