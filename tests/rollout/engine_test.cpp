@@ -319,6 +319,33 @@ TEST(Sampling, FiltersAndFrequencies) {
   EXPECT_NEAR(s.logprobs[0].item<float>(), std::log(probs[s.tokens[0].item<int64_t>()]), 1e-6);
 }
 
+// The CPU inverse CDF (block sums) draws what the fp64 cumsum reference draws, never a token with
+// probability 0, the first positive token at u = 0 and the last one at the largest uniform.
+TEST(Sampling, InverseCdfMatchesReference) {
+  at::manual_seed(3);
+  for (const int64_t vocab : {1, 7, 256, 1000, 4099}) {
+    const int64_t rows = 600;
+    at::Tensor probs = at::rand({rows, vocab}, at::kFloat);
+    probs.narrow(0, 0, 200).masked_fill_(at::rand({200, vocab}) < 0.9, 0);  // filtered rows
+    probs.narrow(0, 200, 200).pow_(40);                                     // peaked rows
+    probs.select(1, 0).clamp_min_(1e-3);  // every row keeps a positive token
+    std::vector<double> u(rows);
+    for (int64_t r = 0; r < rows; ++r) u[r] = gr::sequence_uniform(5, vocab, r, 0);
+    u[0] = 0.0;
+    u[1] = 1.0 - 1.0 / 4294967296.0;  // the largest uniform sequence_uniform returns
+    const at::Tensor ut = at::tensor(u, at::kDouble);
+    const at::Tensor fast = gr::inverse_cdf(probs, ut);
+    const at::Tensor ref = gr::inverse_cdf_reference(probs, ut);
+    EXPECT_TRUE(fast.equal(ref)) << "vocab " << vocab << ": " << fast.ne(ref).sum().item<int64_t>()
+                                 << " rows differ";
+    EXPECT_TRUE(probs.gather(1, fast.unsqueeze(1)).gt(0).all().item<bool>()) << "vocab " << vocab;
+    const at::Tensor positive = probs.gt(0).to(at::kLong);
+    EXPECT_EQ(fast[0].item<int64_t>(), positive[0].argmax().item<int64_t>());
+    const at::Tensor last = vocab - 1 - positive[1].flip(0).argmax();
+    EXPECT_EQ(fast[1].item<int64_t>(), last.item<int64_t>());
+  }
+}
+
 // A stop string that straddles two tokens is found once the second arrives; the completion keeps
 // both tokens and the text is cut where the stop string starts.
 TEST(Rollout, StopStringAcrossTokens) {

@@ -27,14 +27,26 @@ double sequence_uniform(uint64_t seed, int64_t prompt_index, int64_t sample_inde
 // probabilities (R, V) fp32 with filtered tokens at 0. logits (R, V); requires temperature > 0.
 at::Tensor filtered_probs(const at::Tensor& logits, const SamplingParams& params);
 
+// The inverse-CDF draw: per row, the first token (vocabulary order) whose cumulative mass
+// exceeds u * the row's total mass; a token with probability 0 is never drawn. probs (R, V)
+// unnormalised, uniforms (R) in [0, 1) -> (R) int64. inverse_cdf_reference is the plain ATen
+// form (an fp64 cumsum, any device). inverse_cdf is that on fp32 CPU tensors as one pass over
+// 256-token block sums plus a walk inside one block (summed in another order than one cumsum,
+// so a uniform within rounding of a CDF step may pick the neighbouring token; it falls back to
+// the reference elsewhere).
+at::Tensor inverse_cdf_reference(const at::Tensor& probs, const at::Tensor& uniforms);
+at::Tensor inverse_cdf(const at::Tensor& probs, const at::Tensor& uniforms);
+
 struct Sampled {
   at::Tensor tokens;    // (R) int64
-  at::Tensor logprobs;  // (R) fp32: token_logprobs at logprob_temperature(params)
+  at::Tensor logprobs;  // (R) fp32: token_logprobs at logprob_temperature(params), up to rounding
 };
 
 // One token per row. logits (R, V); uniforms (R) fp64 in [0, 1), one per row (ignored for
 // greedy). Sampling inverts the CDF of filtered_probs in vocabulary order, so row r's token
-// is a function of row r's logits and uniform only.
+// is a function of row r's logits and uniform only. The recorded log-prob of a sampled token
+// is the log of its softmax(logits / T) probability, which the filters leave unchanged (one
+// pass over the vocabulary fewer than a separate log_softmax); greedy uses token_logprobs.
 Sampled sample_next(const at::Tensor& logits, const at::Tensor& uniforms,
                     const SamplingParams& params);
 
