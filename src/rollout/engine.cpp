@@ -39,6 +39,7 @@ SamplingParams sampling_params_from(const config::RolloutConfig& c, uint64_t see
   p.top_k = c.top_k;
   p.min_p = c.min_p;
   p.stop = c.stop;
+  p.include_stop_str = c.include_stop_str;
   p.seed = seed;
   return p;
 }
@@ -75,19 +76,27 @@ struct Row {
 };
 
 // Appends the decoded piece of `token` and reports a stop string that ends inside it: the
-// text is cut before the earliest match. Returns true when one matched.
+// text is cut before the earliest match, or after it with include_stop. Returns true when one
+// matched.
 bool push_text(Row& row, Rollout& r, int32_t token, const std::vector<std::string>& stops,
-               size_t longest_stop) {
+               size_t longest_stop, bool include_stop) {
   if (!row.decoder) return false;
   const size_t before = r.text.size();
   r.text += row.decoder->push(token);
   if (stops.empty() || r.text.size() == before) return false;
   // Only matches that end in the new text are new: start the search longest-1 bytes earlier.
   const size_t from = before >= longest_stop - 1 ? before - (longest_stop - 1) : 0;
-  size_t best = std::string::npos;
-  for (const auto& s : stops) best = std::min(best, r.text.find(s, from));
+  size_t best = std::string::npos, best_size = 0;
+  for (const auto& s : stops) {
+    const size_t at = r.text.find(s, from);
+    // The earliest match; of two starting there, the longer one is kept whole.
+    if (at < best || (at == best && at != std::string::npos && s.size() > best_size)) {
+      best = at;
+      best_size = s.size();
+    }
+  }
   if (best == std::string::npos) return false;
-  r.text.resize(best);
+  r.text.resize(include_stop ? best + best_size : best);
   return true;
 }
 
@@ -322,7 +331,7 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
         r.finish_reason = FinishReason::eos;
       } else if (push_text(row, r, token,
                            params.ignore_eos ? std::vector<std::string>{} : params.stop,
-                           longest_stop)) {
+                           longest_stop, params.include_stop_str)) {
         row.finished = true;
         r.finish_reason = FinishReason::stop;
       } else if (static_cast<int64_t>(r.completion_ids.size()) >= row.max_new) {

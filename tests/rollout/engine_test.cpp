@@ -347,7 +347,7 @@ TEST(Sampling, InverseCdfMatchesReference) {
 }
 
 // A stop string that straddles two tokens is found once the second arrives; the completion keeps
-// both tokens and the text is cut where the stop string starts.
+// both tokens and the text is cut where the stop string starts (or ends, with include_stop_str).
 TEST(Rollout, StopStringAcrossTokens) {
   auto tok =
       grpo::text::load_tokenizer(std::string(GRPO_SOURCE_DIR) + "/tests/fixtures/text/small_gpt2");
@@ -385,6 +385,11 @@ TEST(Rollout, StopStringAcrossTokens) {
       EXPECT_EQ(stopped.completion_ids,
                 std::vector<int32_t>(r.completion_ids.begin(), r.completion_ids.begin() + k + 2));
       EXPECT_EQ(stopped.text, full.substr(0, len[k] - 2));
+      // include_stop_str keeps the stop string whole, and nothing after it.
+      with_stop.include_stop_str = true;
+      const auto kept = engine.generate(prompts, 4, with_stop)[r.sample_index];
+      EXPECT_EQ(kept.completion_ids, stopped.completion_ids);
+      EXPECT_EQ(kept.text, full.substr(0, len[k] + 2));
       tested = true;
     }
   }

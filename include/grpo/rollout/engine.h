@@ -25,6 +25,7 @@ struct SamplingParams {
   int top_k = 0;                        // 0: off
   double min_p = 0.0;                   // [0, 1]; 0: off
   std::vector<std::string> stop;        // stop strings, matched on decoded text (needs a tokenizer)
+  bool include_stop_str = false;        // text keeps the matched stop string (cut after it)
   std::vector<int32_t> stop_token_ids;  // in addition to the tokenizer's eos
   bool ignore_eos = false;  // fixed-length mode (benchmarks): no eos, stop ids or stop strings
   uint64_t seed = 0;        // same seed, prompts and G -> same output on the same device/build
@@ -52,7 +53,7 @@ struct Rollout {
   std::vector<float> logprobs;
   FinishReason finish_reason = FinishReason::length;
   // With a tokenizer: the decoded completion, special tokens skipped, eos excluded and cut
-  // before a matched stop string.
+  // before a matched stop string (after it with SamplingParams::include_stop_str).
   std::string text;
 };
 

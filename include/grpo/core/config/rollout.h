@@ -16,6 +16,7 @@ struct RolloutConfig {
   int top_k = 0;  // 0: off
   double min_p = 0.0;
   std::vector<std::string> stop;  // stop strings, matched on decoded text
+  bool include_stop_str = false;  // keep the matched stop string in the text the rewards see
   int max_tokens_in_flight = 0;   // cap on prompt+generated tokens held at once; 0: no cap
 
   template <class V>
@@ -27,6 +28,7 @@ struct RolloutConfig {
     v("top_k", top_k, at_least(0));
     v("min_p", min_p, in_range(0, 1));
     v("stop", stop);
+    v("include_stop_str", include_stop_str);
     v("max_tokens_in_flight", max_tokens_in_flight, at_least(0));
   }
   void check(Checker& c) const {
