@@ -4,7 +4,10 @@
 Builds a randomly initialised Qwen2-style model with transformers (or uses --model DIR), then
 times both engines on the same prompts x G x lengths in fixed-length sampling mode (eos ignored,
 temperature 1, no top-k/top-p) and prints tokens/s of each and the ratio. HF gets the same
-thread count and a warm-up run; its G samples per prompt use num_return_sequences.
+thread count and a warm-up run; its G samples per prompt use num_return_sequences. Both engines
+run with the same OpenMP wait policy (--omp-wait-policy, default passive: on a machine whose
+cores are shared with other jobs, spinning OpenMP threads slow both engines by up to 10x at 2
+threads, and by different amounts from run to run).
 
   .venv/bin/python scripts/bench_vs_hf_generate.py --grpo build/grpo --prompts 4 --n 8 \
       --prompt-len 64 --new-tokens 64
@@ -17,8 +20,7 @@ import sys
 import tempfile
 import time
 
-import torch
-import transformers
+torch = transformers = None  # imported in main(), after the OpenMP environment is set
 
 
 def make_model(path, args):
@@ -107,14 +109,22 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "unset"],
+                    help="OMP_WAIT_POLICY for both engines (unset: the environment's)")
     args = ap.parse_args()
+    if args.omp_wait_policy != "unset":
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()  # before libgomp loads
+    global torch, transformers
+    import torch
+    import transformers
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model or os.path.join(tmp, "model")
         if not args.model:
             make_model(path, args)
         print(f"transformers {transformers.__version__}, torch {torch.__version__}, "
-              f"{args.threads} threads, {args.device}")
+              f"{args.threads} threads, {args.device}, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
         ours = bench_grpo(path, args)
         hf = bench_hf(path, args, torch.device(args.device))
     print(f"grpo {ours:.1f} tokens/s, HF generate {hf:.1f} tokens/s: ratio {ours / hf:.2f}x")

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -103,10 +104,14 @@ void run_bench(const BenchRolloutOptions& o) {
   sp.temperature = o.temperature;
   sp.ignore_eos = !o.stop_at_eos;
 
+  // Spinning OpenMP threads (the default) on cores shared with other jobs slow a multi-threaded
+  // decode step by up to 10x: the figures are only comparable with the policy known.
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::cout << "model " << o.model << ": " << arch.model_type << ", " << arch.num_layers
             << " layers, hidden " << arch.hidden_size << ", vocab " << arch.vocab_size << ", "
             << model::dtype_name(dtype) << " on " << device << ", " << at::get_num_threads()
-            << " threads\n"
+            << " threads, OMP_WAIT_POLICY " << (wait_policy != nullptr ? wait_policy : "unset")
+            << "\n"
             << "workload: " << o.prompts << " prompts x " << o.n << " samples, prompt "
             << o.prompt_len << " tokens, " << o.new_tokens << " new tokens"
             << (o.stop_at_eos ? " at most" : " each (fixed length)")
