@@ -5,6 +5,12 @@ target_compile_options(grpo_warnings INTERFACE
 if(GRPO_WERROR)
   target_compile_options(grpo_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
 endif()
+# GCC 12-13 report -Wrestrict inside libstdc++'s std::string::insert at -O3 when a C++20 build
+# (a PyTorch 2.x LibTorch asks for one) inlines it: a false positive (GCC bug 105651).
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 12
+   AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 14)
+  target_compile_options(grpo_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Wno-restrict>)
+endif()
 
 # grpo_layer(NAME SOURCES... [TORCH] [DEPS ...]): one static library per layer of
 # docs/architecture.md. TORCH marks the layers allowed to see LibTorch; they get the

@@ -15,6 +15,7 @@ void add_bench_verb(CLI::App& app) {
   add_bench_forward(*bench);
   add_bench_train(*bench);
   add_bench_allreduce(*bench);
+  add_bench_kernels(*bench);
 }
 
 }  // namespace grpo::cli

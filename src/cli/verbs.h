@@ -33,5 +33,6 @@ void add_bench_reward(CLI::App& bench);
 void add_bench_forward(CLI::App& bench);
 void add_bench_train(CLI::App& bench);
 void add_bench_allreduce(CLI::App& bench);
+void add_bench_kernels(CLI::App& bench);
 
 }  // namespace grpo::cli

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "grpo/core/error.h"
 #include "grpo/core/log.h"
@@ -95,10 +96,12 @@ const char* dtype_name(at::ScalarType dtype) {
   }
 }
 
-CausalLM load_hf(const std::string& dir, at::ScalarType dtype) {
+CausalLM load_hf(const std::string& dir, at::ScalarType dtype, ops::KernelPolicy kernels) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   GRPO_CHECK(fs::exists(config_path), dir, ": no config.json (not a Hugging Face model folder)");
-  CausalLM model(read_hf_config(config_path));
+  ModelArch arch = read_hf_config(config_path);
+  arch.kernels = kernels;
+  CausalLM model(std::move(arch));
   const st::Checkpoint ckpt(dir);
   model->to(dtype);  // before filling, so a bf16 model never exists in fp32
   torch::NoGradGuard no_grad;
@@ -201,9 +204,13 @@ CausalLM build_model(const config::ModelConfig& c, int64_t vocab_size) {
   GRPO_CHECK_KIND(config, c.init != config::ModelInit::sft || !c.path.empty(),
                   "model.init is sft but model.path is empty: the base model's SFT stage has not "
                   "run (grpo train and grpo sft run it first)");
-  if (c.init != config::ModelInit::random) return load_hf(c.path, dtype);
-  return random_model(arch_from_config(c.architecture, vocab_size), static_cast<uint64_t>(c.seed),
-                      dtype);
+  const ops::KernelPolicy kernels = c.kernels == config::KernelChoice::reference
+                                        ? ops::KernelPolicy::reference
+                                        : ops::KernelPolicy::automatic;
+  if (c.init != config::ModelInit::random) return load_hf(c.path, dtype, kernels);
+  ModelArch arch = arch_from_config(c.architecture, vocab_size);
+  arch.kernels = kernels;
+  return random_model(arch, static_cast<uint64_t>(c.seed), dtype);
 }
 
 ParamCount count_parameters(const ModelArch& a) {

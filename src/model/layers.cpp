@@ -67,7 +67,11 @@ MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate, bool bias, const std::str
 at::Tensor MlpImpl::forward(const at::Tensor& x) { return down_(at::silu(gate_(x)) * up_(x)); }
 
 AttentionImpl::AttentionImpl(const ModelArch& a, int64_t layer)
-    : layer_(layer), num_heads_(a.num_heads), num_kv_heads_(a.num_kv_heads), head_dim_(a.head_dim) {
+    : layer_(layer),
+      num_heads_(a.num_heads),
+      num_kv_heads_(a.num_kv_heads),
+      head_dim_(a.head_dim),
+      kernels_(a.kernels) {
   const int64_t h = a.hidden_size;
   q_proj_ = register_module("q_proj", Linear(h, num_heads_ * head_dim_, a.qkv_bias));
   k_proj_ = register_module("k_proj", Linear(h, num_kv_heads_ * head_dim_, a.qkv_bias));
@@ -94,8 +98,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   k = ops::apply_rope(k.transpose(1, 2), cos, sin);                    // (B, Hkv, T, D)
   if (cache != nullptr) std::tie(k, v) = cache->append(layer_, k, v);  // (B, Hkv, S, D)
   const at::Tensor out =
-      ops::causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)),
-                            key_mask);  // (B, Hq, T, D)
+      ops::causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)), key_mask,
+                            kernels_);  // (B, Hq, T, D)
   return o_proj_(out.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}));
 }
 

@@ -18,6 +18,7 @@ RouterImpl::RouterImpl(int64_t num_experts, int64_t hidden, bool with_bias) {
 }
 
 MoeBlockImpl::MoeBlockImpl(const ModelArch& a) : router_(a.router), num_experts_(a.num_experts) {
+  router_.kernels = a.kernels;
   gate_ = register_module("gate", Router(a.num_experts, a.hidden_size, a.router_correction_bias));
   experts_ = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < a.num_experts; ++e) {
@@ -38,7 +39,7 @@ at::Tensor MoeBlockImpl::forward(const at::Tensor& x, MoeStats& stats) {
   const at::Tensor flat = x.reshape({-1, x.size(-1)});        // (N, H)
   const at::Tensor logits = at::linear(flat, gate_->weight);  // (N, E)
   const ops::Routing routing = ops::route(logits, router_, gate_->correction_bias);
-  const ops::Dispatch d = ops::dispatch(routing.experts, num_experts_);
+  const ops::Dispatch d = ops::dispatch(routing.experts, num_experts_, router_.kernels);
   const at::Tensor rows = ops::permute(flat, d);  // (N*k, H) by expert
   const auto offsets = d.offsets.accessor<int64_t, 1>();
   std::vector<at::Tensor> outputs;

@@ -12,6 +12,10 @@
 #include "grpo/ops/rms_norm.h"
 #include "grpo/ops/rope.h"
 
+#if GRPO_KERNELS_LINKED
+#include "cuda_ops.h"
+#endif
+
 namespace grpo::ops {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -156,8 +160,31 @@ double lowest_finite(at::ScalarType dtype) {
 
 }  // namespace
 
+bool kernels_linked() { return GRPO_KERNELS_LINKED; }
+
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
+                            int64_t max_seqlen_q, int64_t max_seqlen_k, double scale) {
+#if GRPO_KERNELS_LINKED
+  return cuda::varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                                scale);
+#else
+  (void)q, (void)k, (void)v, (void)cu_seqlens_q, (void)cu_seqlens_k, (void)max_seqlen_q,
+      (void)max_seqlen_k, (void)scale;
+  GRPO_CHECK(false, "varlen_attention needs the CUDA kernels, which this build did not link");
+  return {};
+#endif
+}
+
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            double scale, const at::Tensor& key_mask) {
+                            double scale, const at::Tensor& key_mask, KernelPolicy policy) {
+#if GRPO_KERNELS_LINKED
+  if (policy == KernelPolicy::automatic && cuda::attention_supported(q, k, v, key_mask)) {
+    return cuda::causal_attention(q, k, v, scale, key_mask);
+  }
+#else
+  (void)policy;
+#endif
   GRPO_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
              "attention: q, k, v must be (B, H, T, D)");
   const int64_t batch = q.size(0), hq = q.size(1), t = q.size(2);

@@ -3,9 +3,14 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <vector>
 
 #include "grpo/core/error.h"
 #include "grpo/ops/moe.h"
+
+#if GRPO_KERNELS_LINKED
+#include "cuda_ops.h"
+#endif
 
 namespace grpo::ops {
 
@@ -21,6 +26,11 @@ Routing route(const at::Tensor& logits, const RouterParams& p, const at::Tensor&
   GRPO_CHECK(logits.dim() == 2, "route: logits must be (N, E), got ", logits.sizes());
   const int64_t n = logits.size(0), e = logits.size(1);
   GRPO_CHECK(p.top_k >= 1 && p.top_k <= e, "route: top_k ", p.top_k, " not in [1, ", e, "]");
+#if GRPO_KERNELS_LINKED
+  if (p.kernels == KernelPolicy::automatic && cuda::route_supported(logits, p)) {
+    return cuda::route(logits, p, correction_bias);
+  }
+#endif
   Routing r;
   const at::Tensor lf = logits.to(at::kFloat);
   r.scores = p.score == RouterScore::softmax ? at::softmax(lf, -1) : at::sigmoid(lf);
@@ -53,7 +63,14 @@ Routing route(const at::Tensor& logits, const RouterParams& p, const at::Tensor&
   return r;
 }
 
-Dispatch dispatch(const at::Tensor& experts, int64_t num_experts) {
+Dispatch dispatch(const at::Tensor& experts, int64_t num_experts, KernelPolicy policy) {
+#if GRPO_KERNELS_LINKED
+  if (policy == KernelPolicy::automatic && cuda::dispatch_supported(experts, num_experts)) {
+    return cuda::dispatch(experts, num_experts);
+  }
+#else
+  (void)policy;
+#endif
   Dispatch d;
   const at::Tensor flat = experts.reshape({-1});  // (N*k)
   // Stable, so tokens keep their order inside an expert (deterministic combine order).
@@ -65,14 +82,38 @@ Dispatch dispatch(const at::Tensor& experts, int64_t num_experts) {
 }
 
 at::Tensor permute(const at::Tensor& x, const Dispatch& d) {
+#if GRPO_KERNELS_LINKED
+  if (cuda::rows_supported(x, d)) return cuda::permute(x, d);
+#endif
   return x.index_select(0, d.token_index);
 }
 
 at::Tensor combine(const at::Tensor& y, const at::Tensor& weights, const Dispatch& d,
                    int64_t num_tokens) {
+#if GRPO_KERNELS_LINKED
+  if (cuda::rows_supported(y, d)) return cuda::combine(y, weights, d, num_tokens);
+#endif
   const at::Tensor w = weights.reshape({-1}).index_select(0, d.order).to(y.scalar_type());
   at::Tensor out = at::zeros({num_tokens, y.size(1)}, y.options());
   return out.index_add(0, d.token_index, y * w.unsqueeze(1));
+}
+
+at::Tensor grouped_linear(const at::Tensor& x, const std::vector<int64_t>& offsets,
+                          at::TensorList weights, KernelPolicy policy) {
+  GRPO_CHECK(offsets.size() == weights.size() + 1, "grouped_linear: ", offsets.size(),
+             " offsets for ", weights.size(), " experts");
+#if GRPO_KERNELS_LINKED
+  if (policy == KernelPolicy::automatic && cuda::grouped_linear_supported(x, weights)) {
+    return cuda::grouped_linear(x, offsets, weights);
+  }
+#else
+  (void)policy;
+#endif
+  std::vector<at::Tensor> parts;
+  for (size_t e = 0; e < weights.size(); ++e) {
+    parts.push_back(at::linear(x.narrow(0, offsets[e], offsets[e + 1] - offsets[e]), weights[e]));
+  }
+  return at::cat(parts, 0);
 }
 
 at::Tensor load_balancing_loss(const Routing& routing, int64_t num_experts,

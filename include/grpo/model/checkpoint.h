@@ -19,7 +19,8 @@ const char* dtype_name(at::ScalarType dtype);
 
 // Loads dir/config.json and its weights. Missing, unexpected (all listed by name) or misshaped
 // tensors are errors naming the file and tensor. The model is on the CPU in `dtype`.
-CausalLM load_hf(const std::string& dir, at::ScalarType dtype);
+CausalLM load_hf(const std::string& dir, at::ScalarType dtype,
+                 ops::KernelPolicy kernels = ops::KernelPolicy::reference);
 
 // Writes config.json and model.safetensors (or shards + index above max_shard_bytes) into dir,
 // in the model's dtype, and copies the tokenizer files found in tokenizer_dir (if not empty).

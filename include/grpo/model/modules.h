@@ -107,6 +107,7 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
+  ops::KernelPolicy kernels_;
   Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
   RMSNorm q_norm_{nullptr}, k_norm_{nullptr};
 };

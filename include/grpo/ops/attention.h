@@ -1,10 +1,12 @@
-// Causal grouped-query attention: the single entry point that the CUDA attention kernels will
-// later replace (issue 10). The ATen reference here is the oracle for those kernels.
+// Causal grouped-query attention: the single entry point, taking the CUDA kernels (kernels/)
+// where they apply and the ATen reference otherwise; the reference is the kernels' test oracle.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
+
+#include "grpo/ops/kernels.h"
 
 namespace grpo::ops {
 
@@ -13,7 +15,10 @@ namespace grpo::ops {
 // query i sees key j iff j <= S - T + i. key_mask (B, S) bool, true for real tokens, or
 // undefined for none; a query row whose every key is masked (left padding) gets a finite, unused
 // result instead of NaN. Softmax in fp32; returns (B, Hq, T, D) in q's dtype.
+// policy automatic: the CUDA kernel for bf16/fp16 GPU tensors with head dim 64 or 128 and a
+// left-padding key_mask (docs/kernels.md); there a fully masked query row gives zeros.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            double scale, const at::Tensor& key_mask = {});
+                            double scale, const at::Tensor& key_mask = {},
+                            KernelPolicy policy = KernelPolicy::automatic);
 
 }  // namespace grpo::ops

@@ -1,13 +1,15 @@
 // Mixture-of-experts routing and dispatch: gating (softmax or sigmoid scores, optional
 // correction bias, optional group-limited top-k, renormalisation, routed scaling), the token
 // permutation into expert-contiguous order, the weighted combine, and the auxiliary losses.
-// These are the entry points that the fused CUDA routing kernels will later replace.
+// Each entry point takes the CUDA kernels (kernels/moe.h) where they apply (docs/kernels.md).
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
 #include <string>
+
+#include "grpo/ops/kernels.h"
 
 namespace grpo::ops {
 
@@ -26,6 +28,7 @@ struct RouterParams {
   // best groups. n_group <= 1 disables it.
   int64_t n_group = 1;
   int64_t topk_group = 1;
+  KernelPolicy kernels = KernelPolicy::automatic;  // route and dispatch: kernel or reference
 };
 
 struct Routing {
@@ -45,8 +48,12 @@ struct Dispatch {
   at::Tensor token_index;  // (N*k) int64: the token of each sorted assignment
   at::Tensor counts;       // (E) int64: assignments per expert (router statistics)
   at::Tensor offsets;      // (E+1) int64 on CPU: expert e owns rows offsets[e] .. offsets[e+1]
+  // (N*k) int32: sorted position of each assignment; set by the kernel path only, and then
+  // permute and combine take their kernels too (bf16/fp16 rows).
+  at::Tensor position;
 };
-Dispatch dispatch(const at::Tensor& experts, int64_t num_experts);
+Dispatch dispatch(const at::Tensor& experts, int64_t num_experts,
+                  KernelPolicy policy = KernelPolicy::automatic);
 
 // x (N, H) -> (N*k, H): the rows each expert receives, in dispatch order.
 at::Tensor permute(const at::Tensor& x, const Dispatch& d);

@@ -92,7 +92,8 @@ struct ModelConfig {
   std::string sft_config;        // init sft: the `grpo sft` config whose final policy is the base
   std::string sft_run_dir;       // init sft: where that stage runs; "": <run-dir>/sft
   DType dtype = DType::float32;  // parameter and compute dtype
-  KernelChoice kernels = KernelChoice::automatic;
+  // reference until the CUDA kernels have passed their GPU tests (docs/kernels.md).
+  KernelChoice kernels = KernelChoice::reference;
   int seed = 0;
   ModelArchitecture architecture;
 

@@ -1,0 +1,166 @@
+// `grpo bench kernels`: the CUDA kernels (kernels/) next to the best torch alternative on the
+// same GPU: attention forward/backward vs at::scaled_dot_product_attention, decode attention vs
+// SDPA on one query, gating + permutation vs the ATen reference, grouped expert GEMM vs a
+// per-expert loop of at::linear. Prints TFLOP/s or GB/s; never asserts. CUDA builds only.
+#include <CLI/CLI.hpp>
+
+#include "verbs.h"
+
+#if GRPO_KERNELS_LINKED
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include "grpo/core/error.h"
+#include "grpo/ops/attention.h"
+#include "grpo/ops/kernels.h"
+#include "grpo/ops/moe.h"
+#endif
+
+namespace grpo::cli {
+
+#if GRPO_KERNELS_LINKED
+namespace {
+
+struct BenchKernelsOptions {
+  int repeat = 20;
+  int64_t seq = 4096, batch = 2, heads = 32, kv_heads = 8, head_dim = 128;
+  int64_t decode_batch = 64, decode_len = 4096;
+  int64_t tokens = 8192, experts = 64, top_k = 8, hidden = 7168, expert_dim = 2048;
+};
+
+// Median wall time of fn in milliseconds, synchronised around each call, after two warm-ups.
+double time_ms(int repeat, const std::function<void()>& fn) {
+  for (int i = 0; i < 2; ++i) fn();
+  torch::cuda::synchronize();
+  std::vector<double> t;
+  for (int i = 0; i < repeat; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    torch::cuda::synchronize();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void row(const char* what, const char* impl, double ms, double flops, double bytes) {
+  std::printf("%-26s %-10s %9.3f ms", what, impl, ms);
+  if (flops > 0) std::printf("  %8.1f TFLOP/s", flops / ms / 1e9);
+  if (bytes > 0) std::printf("  %8.1f GB/s", bytes / ms / 1e6);
+  std::printf("\n");
+}
+
+void run(const BenchKernelsOptions& o) {
+  GRPO_CHECK_KIND(usage, torch::cuda::is_available(), "grpo bench kernels needs a CUDA device");
+  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const int64_t g = o.heads / o.kv_heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(o.head_dim));
+  {  // attention, causal training shapes
+    const at::Tensor q = at::randn({o.batch, o.heads, o.seq, o.head_dim}, bf16);
+    const at::Tensor k = at::randn({o.batch, o.kv_heads, o.seq, o.head_dim}, bf16);
+    const at::Tensor v = at::randn({o.batch, o.kv_heads, o.seq, o.head_dim}, bf16);
+    const at::Tensor kx = k.repeat_interleave(g, 1), vx = v.repeat_interleave(g, 1);
+    const double flops = 4.0 * o.batch * o.heads * o.seq * o.seq * o.head_dim / 2;  // causal
+    torch::NoGradGuard no_grad;
+    row("attention fwd", "grpo", time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale); }),
+        flops, 0);
+    row("attention fwd", "sdpa",
+        time_ms(o.repeat, [&] { at::scaled_dot_product_attention(q, kx, vx, {}, 0.0, true); }),
+        flops, 0);
+  }
+  {
+    const at::Tensor q = at::randn({o.batch, o.heads, o.seq, o.head_dim}, bf16).requires_grad_();
+    const at::Tensor k = at::randn({o.batch, o.kv_heads, o.seq, o.head_dim}, bf16).requires_grad_();
+    const at::Tensor v = at::randn({o.batch, o.kv_heads, o.seq, o.head_dim}, bf16).requires_grad_();
+    const at::Tensor dout = at::randn({o.batch, o.heads, o.seq, o.head_dim}, bf16);
+    const double flops = 3.5 * 4.0 * o.batch * o.heads * o.seq * o.seq * o.head_dim / 2;
+    row("attention fwd+bwd", "grpo",
+        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale).backward(dout); }), flops, 0);
+    row("attention fwd+bwd", "sdpa",
+        time_ms(o.repeat,
+                [&] {
+                  at::scaled_dot_product_attention(q, k.repeat_interleave(g, 1),
+                                                   v.repeat_interleave(g, 1), {}, 0.0, true)
+                      .backward(dout);
+                }),
+        flops, 0);
+  }
+  {  // decode: one query against a long cache; the K/V read dominates
+    torch::NoGradGuard no_grad;
+    const at::Tensor q = at::randn({o.decode_batch, o.heads, 1, o.head_dim}, bf16);
+    const at::Tensor k = at::randn({o.decode_batch, o.kv_heads, o.decode_len, o.head_dim}, bf16);
+    const at::Tensor v = at::randn({o.decode_batch, o.kv_heads, o.decode_len, o.head_dim}, bf16);
+    const at::Tensor kx = k.repeat_interleave(g, 1), vx = v.repeat_interleave(g, 1);
+    const double bytes = 2.0 * k.numel() * 2;
+    row("decode attention", "grpo",
+        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale); }), 0, bytes);
+    row("decode attention", "sdpa",
+        time_ms(o.repeat, [&] { at::scaled_dot_product_attention(q, kx, vx, {}, 0.0, false); }), 0,
+        bytes);
+  }
+  {  // gating + permutation index
+    torch::NoGradGuard no_grad;
+    const at::Tensor logits =
+        at::randn({o.tokens, o.experts}, at::TensorOptions().device(at::kCUDA));
+    ops::RouterParams p;
+    p.top_k = o.top_k;
+    p.renormalize = true;
+    for (const auto policy : {ops::KernelPolicy::automatic, ops::KernelPolicy::reference}) {
+      p.kernels = policy;
+      row("gating + permutation", policy == ops::KernelPolicy::automatic ? "grpo" : "reference",
+          time_ms(o.repeat,
+                  [&] {
+                    const ops::Routing r = ops::route(logits, p);
+                    ops::dispatch(r.experts, o.experts, policy);
+                  }),
+          0, 0);
+    }
+  }
+  {  // grouped expert GEMM, equal rows per expert
+    torch::NoGradGuard no_grad;
+    const int64_t rows = o.tokens * o.top_k;
+    const at::Tensor x = at::randn({rows, o.hidden}, bf16);
+    std::vector<at::Tensor> w;
+    for (int64_t e = 0; e < o.experts; ++e) w.push_back(at::randn({o.expert_dim, o.hidden}, bf16));
+    std::vector<int64_t> offsets;
+    for (int64_t e = 0; e <= o.experts; ++e) offsets.push_back(rows * e / o.experts);
+    const double flops = 2.0 * rows * o.hidden * o.expert_dim;
+    row("grouped GEMM", "grpo",
+        time_ms(o.repeat,
+                [&] { ops::grouped_linear(x, offsets, w, ops::KernelPolicy::automatic); }),
+        flops, 0);
+    row("grouped GEMM", "loop",
+        time_ms(o.repeat,
+                [&] { ops::grouped_linear(x, offsets, w, ops::KernelPolicy::reference); }),
+        flops, 0);
+  }
+}
+
+}  // namespace
+#endif
+
+void add_bench_kernels(CLI::App& bench) {
+#if GRPO_KERNELS_LINKED
+  auto opts = std::make_shared<BenchKernelsOptions>();
+  CLI::App* cmd = bench.add_subcommand(
+      "kernels", "CUDA kernels vs torch (SDPA, per-expert loop): TFLOP/s and GB/s");
+  cmd->add_option("--repeat", opts->repeat, "timed calls per measurement (median)");
+  cmd->add_option("--seq", opts->seq, "attention tokens per sequence");
+  cmd->add_option("--batch", opts->batch, "attention sequences");
+  cmd->add_option("--decode-len", opts->decode_len, "decode: cached keys per sequence");
+  cmd->add_option("--tokens", opts->tokens, "MoE tokens");
+  cmd->add_option("--experts", opts->experts, "MoE experts");
+  cmd->callback([opts] { run(*opts); });
+#else
+  (void)bench;  // kernels not linked: no `grpo bench kernels`
+#endif
+}
+
+}  // namespace grpo::cli
