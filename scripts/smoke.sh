@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
+# Idle OpenMP threads sleep instead of spinning (docs/rollout.md, "Speed on the CPU").
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 scripts/setup.sh "$BUILD_DIR"
 RUN=runs/smoke_cpu
 SFT=runs/smoke_cpu_sft
