@@ -193,10 +193,13 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
              " key/value heads");
   GRPO_CHECK(s >= t, "attention: ", t, " queries but only ", s, " keys");
   const int64_t groups = hq / hkv;
-  // (B, Hkv, S, D) -> (B, Hq, S, D): query head h reads kv head h / groups, as HF's repeat_kv.
-  const at::Tensor kx = groups == 1 ? k : k.repeat_interleave(groups, 1);
-  const at::Tensor vx = groups == 1 ? v : v.repeat_interleave(groups, 1);
-  at::Tensor scores = at::matmul(q, kx.transpose(-1, -2)) * scale;  // (B, Hq, T, S)
+  const int64_t d = q.size(3), dv = v.size(3);
+  // Grouped query heads without repeating K/V: query head h reads kv head h / groups (as HF's
+  // repeat_kv), so the `groups` query heads of one kv head are stacked along time,
+  // (B, Hq, T, D) -> (B, Hkv, groups * T, D), and multiply that kv head's keys directly.
+  const at::Tensor qg = q.reshape({batch, hkv, groups * t, d});
+  at::Tensor scores =
+      (at::matmul(qg, k.transpose(-1, -2)) * scale).view({batch, hq, t, s});  // (B, Hq, T, S)
   const at::Tensor qpos = at::arange(s - t, s, q.options().dtype(at::kLong)).unsqueeze(1);
   const at::Tensor kpos = at::arange(0, s, q.options().dtype(at::kLong)).unsqueeze(0);
   at::Tensor allowed = (kpos <= qpos).view({1, 1, t, s});  // (1, 1, T, S)
@@ -212,7 +215,8 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   // fp32 softmax for half types (as HF's eager attention); doubles stay double for tests.
   const at::ScalarType softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor probs = at::softmax(scores, -1, softmax_dtype).to(scores.scalar_type());
-  return at::matmul(probs, vx);
+  return at::matmul(probs.view({batch, hkv, groups * t, s}), v)  // (B, Hkv, groups * T, Dv)
+      .view({batch, hq, t, dv});
 }
 
 }  // namespace grpo::ops
