@@ -2,6 +2,7 @@
 // cache; the MoE block is in moe_block.cpp. See include/grpo/model/modules.h.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "grpo/core/error.h"
@@ -157,6 +158,7 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
                     .unsqueeze(0)
                     .expand({b, t});
   }
+  GRPO_CHECK(o.logits_to_keep >= 0, "forward: logits_to_keep must be >= 0, got ", o.logits_to_keep);
   GRPO_CHECK(positions.sizes() == input_ids.sizes(), "forward: position_ids ", positions.sizes(),
              " must match input_ids ", input_ids.sizes());
   at::Tensor key_mask;
@@ -178,7 +180,9 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
   if (o.cache != nullptr) o.cache->advance(t);
   ForwardOutput out;
   out.hidden = model_->norm(x);
-  out.logits = at::matmul(out.hidden, output_embedding().t());  // (B, T, V)
+  const int64_t keep = o.logits_to_keep > 0 ? std::min(o.logits_to_keep, t) : t;
+  const at::Tensor kept = keep == t ? out.hidden : out.hidden.narrow(1, t - keep, keep);
+  out.logits = at::matmul(kept, output_embedding().t());  // (B, keep, V)
   if (!stats.counts.empty()) {
     out.tokens_per_expert = at::stack(stats.counts);
     if (o.router_losses) {

@@ -62,8 +62,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Elements one prefill chunk may materialise for its logits (U, c, V) or attention scores
-// (U, Hq, c, S): 2^27 fp32 values = 512 MiB. Chunks split the padded prompt along time.
+// Elements one prefill chunk may materialise for its MLP activations (U, c, I) or attention
+// scores (U, Hq, c, S): 2^27 fp32 values = 512 MiB. Chunks split the padded prompt along time.
+// (Logits are computed for each chunk's last position only: (U, 1, V).)
 constexpr int64_t kPrefillElements = int64_t{1} << 27;
 
 // Per-row host state of the decode loop.
@@ -263,7 +264,7 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
   const at::Tensor positions = (slots.narrow(1, 0, padded_len) - pad.unsqueeze(1)).clamp_min(0);
 
   model::KVCache cache = model_->make_cache(n_prefill, capacity);
-  const int64_t widest = std::max(arch.vocab_size, arch.num_heads * padded_len);
+  const int64_t widest = std::max(arch.intermediate_size, arch.num_heads * padded_len);
   const int64_t chunk = std::clamp<int64_t>(
       kPrefillElements / std::max<int64_t>(1, n_prefill * widest), 1, padded_len);
   at::Tensor logits;  // (rows, V) of the next token
@@ -273,7 +274,8 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
     fo.cache = &cache;
     fo.position_ids = positions.narrow(1, s, n);
     if (padded) fo.attention_mask = mask.narrow(1, 0, s + n);
-    logits = model_->forward(ids.narrow(1, s, n), fo).logits.select(1, n - 1);
+    fo.logits_to_keep = 1;  // the next token's logits only
+    logits = model_->forward(ids.narrow(1, s, n), fo).logits.select(1, 0);
   }
   // Share each prompt's cache with its samples: (U, ...) -> (rows, ...).
   bool identity = n_prefill == n_rows;

@@ -154,6 +154,34 @@ TEST_F(ModelTest, RandomInitIsDeterministicInTheSeed) {
   EXPECT_TRUE(at::equal(m1->forward(ids).logits, back->forward(ids).logits));
 }
 
+TEST_F(ModelTest, LogitsToKeepIsTheTailOfTheFullLogits) {
+  grpo::config::ModelArchitecture arch;
+  arch.model_type = "qwen2";
+  arch.vocab_size = 64;
+  arch.hidden_size = 32;
+  arch.intermediate_size = 48;
+  arch.num_attention_heads = 4;
+  arch.num_key_value_heads = 2;
+  gm::CausalLM m = gm::random_model(gm::arch_from_config(arch, 0), 3, at::kFloat);
+  const at::Tensor ids = at::randint(0, 64, {2, 6}, at::kLong);
+  torch::NoGradGuard no_grad;
+  const gm::ForwardOutput full = m->forward(ids);
+  ASSERT_EQ(full.logits.sizes(), (std::vector<int64_t>{2, 6, 64}));
+  for (const int64_t keep : {1, 4, 6, 9}) {
+    gm::ForwardOptions o;
+    o.logits_to_keep = keep;
+    const gm::ForwardOutput part = m->forward(ids, o);
+    const int64_t n = std::min<int64_t>(keep, 6);
+    ASSERT_EQ(part.logits.sizes(), (std::vector<int64_t>{2, n, 64})) << keep;
+    // Each position's logits are its own hidden row times the output embedding.
+    EXPECT_TRUE(at::allclose(part.logits, full.logits.narrow(1, 6 - n, n), 1e-6, 1e-6)) << keep;
+    EXPECT_TRUE(at::equal(part.hidden, full.hidden)) << keep;
+  }
+  gm::ForwardOptions bad;
+  bad.logits_to_keep = -1;
+  expect_error([&] { m->forward(ids, bad); }, {"logits_to_keep"});
+}
+
 TEST_F(ModelTest, RandomMoeModelsFromConfig) {
   for (const char* type : {"qwen2_moe", "qwen3_moe", "mixtral"}) {
     grpo::config::ModelArchitecture arch;

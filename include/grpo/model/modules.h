@@ -42,10 +42,13 @@ struct ForwardOptions {
   at::Tensor position_ids;     // (B, T) int64; default: cache length + 0..T-1
   at::Tensor attention_mask;   // (B, past + T) 1 = real token, 0 = padding; default: all real
   bool router_losses = false;  // compute the MoE load-balancing and z losses
+  // 0: logits at every position; n > 0: only at the last min(n, T) positions (a prefill needs
+  // the next-token logits of its last position only, and skips the (B, T, V) output product).
+  int64_t logits_to_keep = 0;
 };
 
 struct ForwardOutput {
-  at::Tensor logits;             // (B, T, V) in the model dtype
+  at::Tensor logits;             // (B, T, V) in the model dtype; (B, T', V) with logits_to_keep
   at::Tensor hidden;             // (B, T, H) final hidden states (after the last norm)
   at::Tensor aux_loss;           // scalar fp32: aux_coef * balance + z_coef * z (MoE + requested)
   at::Tensor balance_loss;       // scalar fp32, mean over MoE layers
