@@ -15,9 +15,11 @@
 #include <thread>
 #include <vector>
 
+#include "../support/jsonl.h"
 #include "../support/run_cli.h"
 
 namespace fs = std::filesystem;
+using grpo::testing::read_jsonl;
 using grpo::testing::run_cli;
 using grpo::testing::shell_quote;
 
@@ -28,16 +30,6 @@ std::string slurp(const fs::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
 }
 
 class GrpoTrain : public ::testing::Test {

@@ -11,23 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "../support/jsonl.h"
 #include "../support/run_cli.h"
 
 namespace fs = std::filesystem;
+using grpo::testing::read_jsonl;
 using grpo::testing::run_cli;
 using grpo::testing::shell_quote;
 
 namespace {
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
 
 void write(const fs::path& path, const std::string& text) {
   std::ofstream out(path);

@@ -14,23 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "../support/jsonl.h"
 #include "../support/run_cli.h"
 
 namespace fs = std::filesystem;
+using grpo::testing::read_jsonl;
 using grpo::testing::run_cli;
 using grpo::testing::shell_quote;
 
 namespace {
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
 
 double mean_of(const std::vector<nlohmann::json>& rows, size_t begin, size_t end, const char* key) {
   double sum = 0;
