@@ -182,7 +182,13 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
   out.hidden = model_->norm(x);
   const int64_t keep = o.logits_to_keep > 0 ? std::min(o.logits_to_keep, t) : t;
   const at::Tensor kept = keep == t ? out.hidden : out.hidden.narrow(1, t - keep, keep);
-  out.logits = at::matmul(kept, output_embedding().t());  // (B, keep, V)
+  at::Tensor weight_t = output_embedding().t();  // (H, V)
+  if (o.output_weight_t.defined()) {
+    GRPO_CHECK(o.output_weight_t.sizes() == weight_t.sizes(), "forward: output_weight_t must be ",
+               weight_t.sizes(), ", got ", o.output_weight_t.sizes());
+    weight_t = o.output_weight_t;
+  }
+  out.logits = at::matmul(kept, weight_t);  // (B, keep, V)
   if (!stats.counts.empty()) {
     out.tokens_per_expert = at::stack(stats.counts);
     if (o.router_losses) {

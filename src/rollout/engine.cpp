@@ -193,16 +193,22 @@ std::vector<Rollout> RolloutEngine::generate(const std::vector<std::vector<int32
   }
   Progress progress;
   progress.total_rollouts = static_cast<int64_t>(out.size());
+  // A copy of this call's weights, not a cache: nothing can go stale across optimizer steps.
+  at::Tensor output_weight_t;
+  const at::Tensor output = model_->output_embedding();
+  if (options_.transposed_output_copy && output.device().is_cpu()) {
+    output_weight_t = output.t().contiguous();
+  }
   for (const Wave& wave : plan_waves(prompts, G, params.max_new_tokens)) {
-    run_wave(wave, prompts, params, out, progress);
+    run_wave(wave, prompts, params, output_weight_t, out, progress);
     ++stats_.waves;
   }
   return out;
 }
 
 void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int32_t>>& prompts,
-                             const SamplingParams& params, std::vector<Rollout>& out,
-                             Progress& progress) {
+                             const SamplingParams& params, const at::Tensor& output_weight_t,
+                             std::vector<Rollout>& out, Progress& progress) {
   const auto start = Clock::now();
   const auto& arch = model_->arch();
   const at::Device device = model_->output_embedding().device();
@@ -272,6 +278,7 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
     const int64_t n = std::min(chunk, padded_len - s);
     model::ForwardOptions fo;
     fo.cache = &cache;
+    fo.output_weight_t = output_weight_t;
     fo.position_ids = positions.narrow(1, s, n);
     if (padded) fo.attention_mask = mask.narrow(1, 0, s + n);
     fo.logits_to_keep = 1;  // the next token's logits only
@@ -372,6 +379,7 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
     }
     model::ForwardOptions fo;
     fo.cache = &cache;
+    fo.output_weight_t = output_weight_t;
     fo.position_ids = (cache.length() - pad).unsqueeze(1);  // (batch, 1)
     if (padded) fo.attention_mask = mask.narrow(1, 0, cache.length() + 1);
     logits = model_->forward(tokens.unsqueeze(1), fo).logits.select(1, 0);  // (batch, V)

@@ -136,6 +136,37 @@ TEST(Rollout, PrefixSharingMatchesNoSharing) {
   EXPECT_EQ(unshared.last_stats().prefill_tokens, 4 * (6 + 13 + 4 + 6));
 }
 
+TEST(Rollout, TransposedOutputCopyFollowsWeightUpdates) {
+  // The copy is made per generate() call: after an in-place update of the weights (as an
+  // optimizer step), generating with it matches generating without it, and both see the update.
+  const int64_t vocab = 97;
+  gm::CausalLM model = tiny_model(vocab);
+  gr::EngineOptions off;
+  off.transposed_output_copy = false;
+  gr::RolloutEngine with_copy(model, nullptr), without(model, nullptr, off);
+  const auto prompts = make_prompts({6, 9}, vocab);
+  const auto sp = params(1.0, 12, 5);
+  const auto before = with_copy.generate(prompts, 3, sp);
+  expect_same(before, without.generate(prompts, 3, sp), 1e-6);
+  {
+    torch::NoGradGuard no_grad;
+    model->output_embedding().mul_(1.7).add_(0.05);
+  }
+  const auto after = with_copy.generate(prompts, 3, sp);
+  expect_same(after, without.generate(prompts, 3, sp), 1e-6);
+  bool changed = false;
+  for (size_t i = 0; i < after.size(); ++i) {
+    changed |= after[i].completion_ids != before[i].completion_ids;
+    changed |= after[i].logprobs != before[i].logprobs;
+  }
+  EXPECT_TRUE(changed) << "the weight update did not reach the rollouts";
+  // The trainer's forward (no copy) still reproduces the recorded log-probs.
+  for (const auto& r : after) {
+    const at::Tensor ref = full_forward(model, r, 1.0).first;
+    EXPECT_LE((at::tensor(r.logprobs, at::kFloat) - ref).abs().max().item<double>(), 1e-5);
+  }
+}
+
 TEST(Rollout, CompactionFollowsLiveCount) {
   const int64_t vocab = 16;  // small vocabulary: the stop token comes up often, lengths vary
   gm::CausalLM model = tiny_model(vocab, 3);

@@ -45,6 +45,10 @@ struct ForwardOptions {
   // 0: logits at every position; n > 0: only at the last min(n, T) positions (a prefill needs
   // the next-token logits of its last position only, and skips the (B, T, V) output product).
   int64_t logits_to_keep = 0;
+  // (H, V) contiguous, equal to output_embedding().t(): multiplied instead of the (V, H)
+  // weight. OpenBLAS repacks the transposed weight on every product; the rollout engine makes
+  // this copy once per generate() call on the CPU (the weights cannot change during one).
+  at::Tensor output_weight_t;
 };
 
 struct ForwardOutput {

@@ -65,6 +65,11 @@ struct EngineOptions {
   // Finished rows leave the decode batch once they are at least this fraction of it (the
   // cache copy of a compaction is then amortised); 0: compact after every finished row.
   double compact_fraction = 0.125;
+  // On the CPU, multiply the output projection against an (H, V) copy of the output weight
+  // made at the start of each generate() call and dropped at its end (ForwardOptions::
+  // output_weight_t): OpenBLAS otherwise repacks the (V, H) weight on every decode step. Costs
+  // one output matrix of memory while generating.
+  bool transposed_output_copy = true;
 };
 
 EngineOptions engine_options_from(const config::RolloutConfig& config);
@@ -112,7 +117,8 @@ class RolloutEngine {
   std::vector<Wave> plan_waves(const std::vector<std::vector<int32_t>>& prompts, int64_t G,
                                int64_t max_new_tokens) const;
   void run_wave(const Wave& wave, const std::vector<std::vector<int32_t>>& prompts,
-                const SamplingParams& params, std::vector<Rollout>& out, Progress& progress);
+                const SamplingParams& params, const at::Tensor& output_weight_t,
+                std::vector<Rollout>& out, Progress& progress);
 
   model::CausalLM model_;
   const text::Tokenizer* tokenizer_;
