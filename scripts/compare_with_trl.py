@@ -81,10 +81,29 @@ def render_prompt(tok_cfg, prompt):
     die(f"tokenizer.template '{name}' is not supported here (use plain or custom)")
 
 
-def load_rows(cfg):
+def synthetic_files(grpo, data, tmp_dir):
+    """Writes each `data.synthetic` task with `grpo data make` (the same items grpo generates in
+    memory: item i depends only on the task, its options and seed) and returns the files."""
+    paths = []
+    for i, t in enumerate(data.get("synthetic") or []):
+        path = os.path.join(tmp_dir, f"synthetic_{i}.jsonl")
+        cmd = [grpo, "data", "make", "--task", t["task"], "--n", str(t["n"]), "--seed",
+               str(t["seed"]), "--difficulty", t.get("difficulty", "medium"), "--out", path]
+        for key, value in (t.get("options") or {}).items():
+            value = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            cmd += ["--set", f"{key}={value}"]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            die(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+        paths.append(path)
+    return paths
+
+
+def load_rows(cfg, grpo):
     data = cfg["data"]
     rows = []
-    for path in data["train_files"]:
+    tmp_dir = tempfile.mkdtemp(prefix="compare_trl_data_")
+    for path in list(data.get("train_files") or []) + synthetic_files(grpo, data, tmp_dir):
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if line.strip():
@@ -344,7 +363,7 @@ def run_trl(cfg, model_dir, cfg_path, grpo, out_dir, seed, threads, reward_impl)
     except ImportError:
         die("TRL needs the sentencepiece package to read grpo's tokenizer.model: pip install sentencepiece")
     tok = LlamaTokenizer.from_pretrained(model_dir, add_bos_token=False)
-    rows = load_rows(cfg)
+    rows = load_rows(cfg, grpo)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "tokenizer.model"))
     mismatched = sum(tok(text=r["prompt"])["input_ids"] != sp.encode(r["prompt"]) for r in rows)
     if mismatched:
