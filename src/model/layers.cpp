@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "grpo/core/error.h"
 #include "grpo/model/modules.h"
@@ -65,7 +66,22 @@ MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate, bool bias, const std::str
   down_ = register_module(down_name, Linear(intermediate, hidden, bias));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return down_(at::silu(gate_(x)) * up_(x)); }
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  if (c10::InferenceMode::is_enabled() && x.device().is_cpu() && !gate_->bias.defined() &&
+      !up_->bias.defined() && !down_->bias.defined()) {
+    // Inference on the CPU (the rollout engine): the same products with the weights on the
+    // left, W (out, in) x^T (in, rows). OpenBLAS runs this layout faster than x W^T, whose
+    // transposed weight it repacks on every call (decode MLP of the benchmark model, 32 rows:
+    // 763 -> 577 us, equal results). Autograd forwards (training) keep the form below.
+    const at::Tensor xt = x.reshape({-1, x.size(-1)}).t();  // (in, rows)
+    const at::Tensor a =
+        at::silu(at::mm(gate_->weight, xt)) * at::mm(up_->weight, xt);  // (I, rows)
+    std::vector<int64_t> sizes = x.sizes().vec();
+    sizes.back() = down_->weight.size(0);
+    return at::mm(down_->weight, a).t().reshape(sizes);
+  }
+  return down_(at::silu(gate_(x)) * up_(x));
+}
 
 AttentionImpl::AttentionImpl(const ModelArch& a, int64_t layer)
     : layer_(layer),

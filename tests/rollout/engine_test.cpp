@@ -147,13 +147,14 @@ TEST(Rollout, TransposedOutputCopyFollowsWeightUpdates) {
   const auto prompts = make_prompts({6, 9}, vocab);
   const auto sp = params(1.0, 12, 5);
   const auto before = with_copy.generate(prompts, 3, sp);
-  expect_same(before, without.generate(prompts, 3, sp), 1e-6);
+  // Not bitwise: the two layouts may round the output products differently.
+  expect_same(before, without.generate(prompts, 3, sp), 1e-5);
   {
     torch::NoGradGuard no_grad;
     model->output_embedding().mul_(1.7).add_(0.05);
   }
   const auto after = with_copy.generate(prompts, 3, sp);
-  expect_same(after, without.generate(prompts, 3, sp), 1e-6);
+  expect_same(after, without.generate(prompts, 3, sp), 1e-5);
   bool changed = false;
   for (size_t i = 0; i < after.size(); ++i) {
     changed |= after[i].completion_ids != before[i].completion_ids;
