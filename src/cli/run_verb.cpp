@@ -1,0 +1,48 @@
+#include "run_verb.h"
+
+#include <filesystem>
+
+#include "grpo/core/log.h"
+
+namespace grpo::cli {
+
+void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_help,
+                     const std::string& set_example) {
+  cmd.add_option("--config", args.config, config_help)->required();
+  cmd.add_option("--set", args.overrides, "Override a key: --set " + set_example + " (repeatable)");
+  cmd.add_option("--run-dir", args.run_dir, "Output folder (default: runs/<config name>)");
+  cmd.add_option("--resume", args.resume,
+                 "auto (latest checkpoint of the run dir, if any) or a checkpoint/run folder");
+  cmd.add_flag("--force-resume", args.force_resume,
+               "Resume even if the checkpoint was written with a different config");
+}
+
+config::LoadedConfig load_run_config(const CLI::App& cmd, const RunArgs& args) {
+  auto loaded = config::load_config(args.config, args.overrides);
+  if (cmd.get_parent()->get_option("--log-level")->count() == 0) {
+    log::set_level(loaded.config.logging.level);
+  }
+  return loaded;
+}
+
+train::TrainOptions run_options(const RunArgs& args) {
+  train::TrainOptions options;
+  // runs/<config file stem>, next to wherever the command runs.
+  options.run_dir =
+      args.run_dir.empty()
+          ? (std::filesystem::path("runs") / std::filesystem::path(args.config).stem()).string()
+          : args.run_dir;
+  options.resume = args.resume;
+  options.force_resume = args.force_resume;
+  return options;
+}
+
+void log_run_end(const train::TrainSummary& summary, const std::string& run_dir) {
+  if (summary.stopped_by_signal) {
+    log::warn("stopped by signal after step ", summary.last_step, "; resume with --resume auto");
+  }
+  log::info("done: ", summary.last_step, " steps in ", run_dir,
+            summary.last_checkpoint.empty() ? "" : ", last checkpoint " + summary.last_checkpoint);
+}
+
+}  // namespace grpo::cli

@@ -1,0 +1,36 @@
+// What `grpo train` and `grpo sft` share: the run options (--config, --set, --run-dir, --resume,
+// --force-resume), loading the config with logging.level, and the end-of-run log lines.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "grpo/core/config.h"
+#include "grpo/train/grpo_trainer.h"
+
+namespace grpo::cli {
+
+struct RunArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string run_dir;
+  std::string resume;
+  bool force_resume = false;
+};
+
+// Registers the run options on `cmd`; `config_help` and `set_example` word the help text.
+void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_help,
+                     const std::string& set_example);
+
+// Loads --config with the --set overrides; logging.level applies unless --log-level was given.
+config::LoadedConfig load_run_config(const CLI::App& cmd, const RunArgs& args);
+
+// run_dir (default runs/<config file stem>), resume and force_resume from the options.
+train::TrainOptions run_options(const RunArgs& args);
+
+// The closing lines: a resume hint when a signal stopped the run, then where it ended.
+void log_run_end(const train::TrainSummary& summary, const std::string& run_dir);
+
+}  // namespace grpo::cli
