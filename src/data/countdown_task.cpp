@@ -2,6 +2,7 @@
 // and worked solutions that follow that expression (sometimes after a wrong try, sometimes
 // with a re-check); see countdown.h.
 #include <algorithm>
+#include <cstddef>
 
 #include "grpo/core/error.h"
 #include "grpo/data/countdown.h"
@@ -68,7 +69,161 @@ std::string countdown_solution(const CountdownProblem& p, const ExprTree& tree,
   return detail::format_response(think, tree.render());
 }
 
+struct ChainSearch {
+  const std::vector<int64_t>& numbers;
+  int64_t max_value;
+  std::vector<CountdownTrial> trials;
+  std::vector<int64_t> partial_values;  // results of chains over fewer than all numbers
+  std::vector<std::string> seen;        // expressions already listed (equal numbers repeat)
+
+  void extend(uint32_t used, const CountdownTrial& at) {
+    const size_t n = numbers.size();
+    if (used == (1u << n) - 1) {
+      if (std::find(seen.begin(), seen.end(), at.expression) != seen.end()) return;
+      seen.push_back(at.expression);
+      trials.push_back(at);
+      return;
+    }
+    if (used != 0) partial_values.push_back(at.value);
+    for (size_t i = 0; i < n; ++i) {
+      if (used & (1u << i)) continue;
+      const int64_t x = at.value;
+      const int64_t m = numbers[i];
+      for (char op : std::string("+-*r")) {
+        int64_t y = 0;
+        if (op == '+') y = x + m;
+        if (op == '-') y = x - m;
+        if (op == '*') y = x * m;
+        if (op == 'r') y = m - x;
+        if (y <= 0 || y > max_value) continue;
+        CountdownTrial next = at;
+        const std::string xs = std::to_string(x);
+        const std::string ms = std::to_string(m);
+        const std::string sym(1, op == 'r' ? '-' : op);
+        next.before_last = x;
+        next.last_op = op;
+        next.value = y;
+        if (op == 'r') {
+          next.steps.push_back(ms + " - " + xs + " = " + std::to_string(y));
+          next.expression = ms + " - (" + at.expression + ")";
+        } else {
+          next.steps.push_back(xs + " " + sym + " " + ms + " = " + std::to_string(y));
+          next.expression = "(" + at.expression + ") " + sym + " " + ms;
+        }
+        extend(used | (1u << i), next);
+      }
+    }
+  }
+
+  void run() {
+    const size_t n = numbers.size();
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < n; ++j) {
+        if (i == j) continue;
+        const int64_t a = numbers[i];
+        const int64_t b = numbers[j];
+        for (char op : std::string("+-*")) {
+          // + and * once, smaller number first; - with the larger first.
+          if ((op == '-') != (a > b)) continue;
+          const int64_t x = op == '+' ? a + b : op == '-' ? a - b : a * b;
+          if (x <= 0 || x > max_value) continue;
+          CountdownTrial first;
+          const std::string sym(1, op);
+          first.expression = std::to_string(a) + " " + sym + " " + std::to_string(b);
+          first.steps.push_back(first.expression + " = " + std::to_string(x));
+          first.value = x;
+          first.before_last = a;
+          first.last_op = op;
+          extend((1u << i) | (1u << j), first);
+        }
+      }
+    }
+  }
+};
+
+// Whether a trial's last step moves its running result towards the target (up when below it,
+// down when above): a choice a model can make by comparing the running result with the target.
+bool heads_for(const CountdownTrial& t, int64_t target) {
+  const int64_t x = t.before_last;
+  return (x < target && t.value > x) || (x > target && t.value < x);
+}
+
+std::string search_solution(const CountdownProblem& p, const std::vector<CountdownTrial>& trials,
+                            const CountdownTaskOptions& o, Rng& rng) {
+  std::vector<size_t> left(trials.size());
+  for (size_t i = 0; i < left.size(); ++i) left[i] = i;
+  auto guess = [&](const std::string& think) {
+    return detail::format_response(think + (think.empty() ? "" : " ") + "Let me guess.",
+                                   trials[rng.pick(left)].expression);
+  };
+  if (detail::draw_direct(o.style, rng)) return guess("");
+  int budget = 1;
+  while (budget < o.max_trials && !rng.chance(o.give_up_rate)) ++budget;
+  std::string think;
+  for (int k = 0; k < budget && !left.empty(); ++k) {
+    std::vector<size_t> toward;
+    for (size_t i = 0; i < left.size(); ++i) {
+      if (heads_for(trials[left[i]], p.target)) toward.push_back(i);
+    }
+    const size_t at = toward.empty() ? rng.below(left.size()) : rng.pick(toward);
+    const CountdownTrial& t = trials[left[at]];
+    left.erase(left.begin() + static_cast<std::ptrdiff_t>(at));
+    think += (think.empty() ? "" : " ") + countdown_trial_text(t, p.target);
+    if (t.value == p.target) return detail::format_response(think, t.expression);
+  }
+  return guess(think);
+}
+
+TaskItem make_search_countdown(const CountdownTaskOptions& o, Rng& rng) {
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    CountdownProblem p;
+    for (int i = 0; i < o.count; ++i) p.numbers.push_back(rng.between(o.min_number, o.max_number));
+    ChainSearch search{p.numbers, o.max_value, {}, {}, {}};
+    search.run();
+    std::vector<size_t> targets;  // trials whose value needs every number
+    for (size_t i = 0; i < search.trials.size(); ++i) {
+      const int64_t v = search.trials[i].value;
+      const auto& pv = search.partial_values;
+      if (v > o.max_target || std::find(p.numbers.begin(), p.numbers.end(), v) != p.numbers.end() ||
+          std::find(pv.begin(), pv.end(), v) != pv.end())
+        continue;
+      targets.push_back(i);
+    }
+    if (targets.empty()) continue;
+    const CountdownTrial& hidden = search.trials[rng.pick(targets)];
+    p.target = hidden.value;
+    TaskItem item;
+    item.task = "countdown";
+    item.prompt = countdown_prompt(p);
+    item.answer = p.spec();
+    item.extra = {{"numbers", p.numbers}, {"target", p.target}, {"solution", hidden.expression}};
+    item.response = search_solution(p, search.trials, o, rng);
+    return item;
+  }
+  GRPO_FAIL("countdown: no search instance found with count=", o.count, ", numbers in [",
+            o.min_number, ", ", o.max_number, "], max_target=", o.max_target,
+            ", max_value=", o.max_value, "; widen the ranges");
+}
+
 }  // namespace
+
+std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& numbers,
+                                                   int64_t max_value) {
+  GRPO_CHECK_KIND(config, numbers.size() >= 2 && numbers.size() <= 8,
+                  "countdown search: needs 2 to 8 numbers, got ", numbers.size());
+  ChainSearch search{numbers, max_value, {}, {}, {}};
+  search.run();
+  return search.trials;
+}
+
+std::string countdown_trial_text(const CountdownTrial& trial, int64_t target) {
+  std::string text;
+  for (const auto& step : trial.steps) text += step + ". ";
+  const std::string v = std::to_string(trial.value);
+  const std::string t = std::to_string(target);
+  return text + "Check: " + v +
+         (trial.value == target ? " is " + t + ", found." : " is not " + t + ".");
+}
 
 CountdownTaskOptions countdown_preset(Difficulty difficulty) {
   CountdownTaskOptions o;
@@ -93,6 +248,11 @@ TaskItem make_countdown(const CountdownTaskOptions& options, uint64_t seed, uint
   GRPO_CHECK_KIND(config, options.min_number <= options.max_number, "countdown.min_number (",
                   options.min_number, ") exceeds max_number (", options.max_number, ")");
   Rng rng = Rng::derive(seed, index);
+  if (options.search) {
+    GRPO_CHECK_KIND(config, options.count <= 4, "countdown.search: count (", options.count,
+                    ") must be at most 4 (every chain trial is listed)");
+    return make_search_countdown(options, rng);
+  }
   for (int attempt = 0; attempt < 10000; ++attempt) {
     CountdownProblem p;
     for (int i = 0; i < options.count; ++i)

@@ -68,6 +68,13 @@ struct CountdownTaskOptions {
   int max_target = 100;  // targets lie in [1, max_target]
   bool use_all = true;   // the hidden solution uses every number (else a random subset, >= 2)
   SolutionStyle style;
+  // Search form (docs/data.md, "countdown"): the target is the value of a chain trial over every
+  // number and the worked solution tries chains one at a time, checking each against the
+  // target, until one hits or it gives up and guesses.
+  bool search = false;
+  double give_up_rate = 0.5;  // search: after each failed trial, chance of giving up
+  int max_trials = 8;         // search: trials at most before giving up
+  int max_value = 50;         // search: bound on every intermediate result of a trial
 
   template <class V>
   void visit(V& v) {
@@ -77,8 +84,33 @@ struct CountdownTaskOptions {
     v("max_target", max_target, config::at_least(1));
     v("use_all", use_all);
     style.visit(v);
+    v("search", search);
+    v("give_up_rate", give_up_rate, config::in_range(0.0, 1.0));
+    v("max_trials", max_trials, config::in_range(1, 64));
+    v("max_value", max_value, config::at_least(2));
   }
 };
+
+// One trial of the search form: the numbers combined left to right, each step "x op n" (or
+// "n - x"), every intermediate whole, positive and at most max_value. `steps` are "7 + 9 = 16"
+// sentences, `expression` the answer text ("(7 + 9) + 10", "10 - (9 - 7)").
+struct CountdownTrial {
+  std::vector<std::string> steps;
+  std::string expression;
+  int64_t value = 0;
+  int64_t before_last = 0;  // the running result before the last step
+  char last_op = 0;         // '+', '-', '*', or 'r' for "n - x"
+};
+
+// Every distinct chain trial over all of `numbers` (the first step writes + and * with the
+// smaller number first and - with the larger first; later steps may also subtract the running
+// result from the next number), in a fixed order.
+std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& numbers,
+                                                   int64_t max_value);
+
+// A trial as search text: "7 + 9 = 16. 16 + 10 = 26. Check: 26 is 26, found." or
+// "... Check: 160 is not 26."
+std::string countdown_trial_text(const CountdownTrial& trial, int64_t target);
 
 CountdownTaskOptions countdown_preset(Difficulty difficulty);
 

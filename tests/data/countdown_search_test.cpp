@@ -1,0 +1,205 @@
+// The countdown generator's search form: the chain trials of small number sets enumerated by
+// hand, the text of a trial, and properties every search solution must have (each step's
+// arithmetic right, each check true, a found trial as the answer, a give-up guessing an
+// untried expression).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "grpo/core/error.h"
+#include "grpo/data/countdown.h"
+#include "grpo/data/expression.h"
+
+namespace grpo::data {
+namespace {
+
+std::map<std::string, int64_t> by_expression(const std::vector<CountdownTrial>& trials) {
+  std::map<std::string, int64_t> out;
+  for (const auto& t : trials) out[t.expression] = t.value;
+  EXPECT_EQ(out.size(), trials.size()) << "a trial is listed twice";
+  return out;
+}
+
+TEST(CountdownSearch, TrialsOfTwoNumbers) {
+  // 2 + 3, 2 * 3 (smaller first), 3 - 2 (larger first); 2 - 3 is negative.
+  const auto trials = countdown_chain_trials({2, 3}, 50);
+  const std::map<std::string, int64_t> want{{"2 + 3", 5}, {"2 * 3", 6}, {"3 - 2", 1}};
+  EXPECT_EQ(by_expression(trials), want);
+}
+
+TEST(CountdownSearch, TrialsOfThreeNumbersUnderACap) {
+  // [2, 3, 4], every intermediate in 1..6, by hand: first steps 2+3=5, 2*3=6, 3-2=1, 2+4=6,
+  // 4-2=2, 4-3=1 (2*4, 3+4, 3*4 exceed 6); then the third number by +, -, * or "n - x".
+  const auto trials = countdown_chain_trials({2, 3, 4}, 6);
+  const std::map<std::string, int64_t> want{
+      {"(2 + 3) - 4", 1}, {"(2 * 3) - 4", 2}, {"(3 - 2) + 4", 5}, {"(3 - 2) * 4", 4},
+      {"4 - (3 - 2)", 3}, {"(2 + 4) - 3", 3}, {"(4 - 2) + 3", 5}, {"(4 - 2) * 3", 6},
+      {"3 - (4 - 2)", 1}, {"(4 - 3) + 2", 3}, {"(4 - 3) * 2", 2}, {"2 - (4 - 3)", 1}};
+  EXPECT_EQ(by_expression(trials), want);
+  for (const auto& t : trials) {
+    if (t.expression == "4 - (3 - 2)") {
+      EXPECT_EQ(t.steps, (std::vector<std::string>{"3 - 2 = 1", "4 - 1 = 3"}));
+    }
+    if (t.expression == "(3 - 2) * 4") {
+      EXPECT_EQ(t.steps, (std::vector<std::string>{"3 - 2 = 1", "1 * 4 = 4"}));
+    }
+  }
+}
+
+TEST(CountdownSearch, EqualNumbersGiveEachTrialOnce) {
+  // [5, 5]: 5 + 5 and 5 * 5 (5 - 5 = 0 is not positive), once each.
+  const std::map<std::string, int64_t> want{{"5 + 5", 10}, {"5 * 5", 25}};
+  EXPECT_EQ(by_expression(countdown_chain_trials({5, 5}, 50)), want);
+}
+
+TEST(CountdownSearch, TrialText) {
+  CountdownTrial t;
+  t.steps = {"7 + 9 = 16", "16 + 10 = 26"};
+  t.expression = "(7 + 9) + 10";
+  t.value = 26;
+  EXPECT_EQ(countdown_trial_text(t, 26), "7 + 9 = 16. 16 + 10 = 26. Check: 26 is 26, found.");
+  EXPECT_EQ(countdown_trial_text(t, 25), "7 + 9 = 16. 16 + 10 = 26. Check: 26 is not 25.");
+}
+
+// "a op b = c" -> whether c is right.
+bool step_is_right(const std::string& step) {
+  const size_t eq = step.find(" = ");
+  if (eq == std::string::npos) return false;
+  const Evaluation e = evaluate(step.substr(0, eq));
+  return e.ok && e.value == Rational{std::stoll(step.substr(eq + 3)), 1};
+}
+
+std::vector<std::string> split_sentences(const std::string& think) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < think.size()) {
+    size_t end = think.find(". ", at);
+    if (end == std::string::npos) end = think.size();
+    out.push_back(think.substr(at, end - at));
+    at = end + 2;
+  }
+  return out;
+}
+
+TEST(CountdownSearch, EverySolutionSearchesHonestly) {
+  CountdownTaskOptions o = countdown_preset(Difficulty::easy);
+  o.search = true;
+  o.max_number = 9;
+  o.max_value = 30;
+  o.max_trials = 6;
+  o.give_up_rate = 0.3;
+  o.style.direct_rate = 0.4;
+  CountdownOptions strict;
+  strict.use_all_numbers = true;
+  strict.integer_intermediates = true;
+  int direct = 0, found = 0, gave_up = 0;
+  const int n = 400;
+  for (uint64_t i = 0; i < n; ++i) {
+    const TaskItem item = make_countdown(o, 3, i);
+    const auto p = CountdownProblem::parse_spec(item.answer);
+    ASSERT_EQ(p.numbers.size(), 3u);
+    EXPECT_GE(p.target, 1);
+    EXPECT_LE(p.target, o.max_target);
+    EXPECT_EQ(std::count(p.numbers.begin(), p.numbers.end(), p.target), 0);
+    EXPECT_EQ(check_countdown(item.extra["solution"].get<std::string>(), p, strict).verdict,
+              "correct");
+    const std::string& r = item.response;
+    const std::string open = "<think> ", close = " </think> <answer> ";
+    ASSERT_EQ(r.rfind(open, 0), 0u) << r;
+    const size_t mid = r.find(close);
+    ASSERT_NE(mid, std::string::npos) << r;
+    std::string think = r.substr(open.size(), mid - open.size());
+    if (think == "Let me guess.") {
+      ++direct;
+      continue;
+    }
+    // Sentences: steps, then "Check: v is not T" or "Check: v is T, found"; a give-up ends
+    // with "Let me guess.".
+    const bool found_it = think.size() > 7 && think.compare(think.size() - 7, 7, " found.") == 0;
+    if (!found_it) {
+      ASSERT_GE(think.size(), 14u);
+      ASSERT_EQ(think.substr(think.size() - 14), " Let me guess.") << r;
+      think.erase(think.size() - 14);
+    }
+    if (!think.empty() && think.back() == '.') think.pop_back();
+    const auto all = countdown_chain_trials(p.numbers, o.max_value);
+    std::set<std::string> tried;
+    std::vector<std::string> steps;
+    int trials = 0;
+    int64_t running = 0;
+    for (const std::string& s : split_sentences(think)) {
+      if (s.rfind("Check: ", 0) == 0) {
+        ++trials;
+        for (const auto& t : all) {
+          if (t.steps == steps) tried.insert(t.expression);
+        }
+        steps.clear();
+        const std::string t = std::to_string(p.target);
+        const std::string v = std::to_string(running);
+        if (running == p.target) {
+          EXPECT_EQ(s, "Check: " + v + " is " + t + ", found") << r;
+        } else {
+          EXPECT_EQ(s, "Check: " + v + " is not " + t) << r;
+        }
+        continue;
+      }
+      steps.push_back(s);
+      EXPECT_TRUE(step_is_right(s)) << s << " in " << r;
+      running = std::stoll(s.substr(s.find(" = ") + 3));
+      EXPECT_LE(running, o.max_value);
+      EXPECT_GE(running, 1);
+    }
+    EXPECT_GE(trials, 1) << r;
+    EXPECT_LE(trials, o.max_trials) << r;
+    EXPECT_EQ(tried.size(), static_cast<size_t>(trials)) << "a trial repeats or is no chain: " << r;
+    const auto verdict = score_countdown(r, item.answer, strict).verdict;
+    if (found_it) {
+      ++found;
+      EXPECT_EQ(verdict, "correct") << r;
+    } else {
+      ++gave_up;
+      // The guess is none of the expressions already tried (each of those was checked wrong).
+      std::string answer = r.substr(mid + close.size());
+      answer = answer.substr(0, answer.find(" </answer>"));
+      EXPECT_EQ(tried.count(answer), 0u) << r;
+      EXPECT_TRUE(std::any_of(all.begin(), all.end(), [&](const CountdownTrial& t) {
+        return t.expression == answer;
+      })) << r;
+    }
+  }
+  // 0.4 of 400 answer at once (binomial sd about 10); the rest search.
+  EXPECT_NEAR(direct, 160, 40);
+  EXPECT_GT(found, 40);
+  EXPECT_GT(gave_up, 40);
+}
+
+TEST(CountdownSearch, NoGivingUpFindsTheTargetWithinTheList) {
+  // give_up_rate 0 and a budget above the number of trials: every solution ends in "found".
+  CountdownTaskOptions o = countdown_preset(Difficulty::easy);
+  o.search = true;
+  o.max_number = 6;
+  o.max_value = 30;
+  o.give_up_rate = 0.0;
+  o.max_trials = 64;
+  CountdownOptions strict;
+  strict.use_all_numbers = true;
+  for (uint64_t i = 0; i < 100; ++i) {
+    const TaskItem item = make_countdown(o, 5, i);
+    EXPECT_NE(item.response.find(", found. </think>"), std::string::npos) << item.response;
+    EXPECT_EQ(score_countdown(item.response, item.answer, strict).verdict, "correct");
+  }
+}
+
+TEST(CountdownSearch, TooManyNumbersIsAConfigError) {
+  CountdownTaskOptions o;
+  o.search = true;
+  o.count = 5;
+  EXPECT_THROW(make_countdown(o, 0, 0), grpo::Error);
+}
+
+}  // namespace
+}  // namespace grpo::data
