@@ -17,8 +17,14 @@ namespace grpo::kernels {
 
 cublasStatus_t grouped_gemm(cublasHandle_t handle, const GroupedGemmParams& p,
                             cudaStream_t stream) {
-  cublasStatus_t st = cublasSetStream(handle, stream);
+  // Only when it differs: cublasSetStream also resets the handle's workspace to cuBLAS's default
+  // pool, undoing the workspace a caller (PyTorch's handle pool) attached for this stream.
+  cudaStream_t current = nullptr;
+  cublasStatus_t st = cublasGetStream(handle, &current);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
+  if (current != stream && (st = cublasSetStream(handle, stream)) != CUBLAS_STATUS_SUCCESS) {
+    return st;
+  }
   const cudaDataType_t type = p.dtype == DType::bfloat16 ? CUDA_R_16BF : CUDA_R_16F;
   // Column-major view: M = n, N = m, first operand B (op T iff trans_b), second A.
   const cublasOperation_t op_first = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -56,10 +62,13 @@ cublasStatus_t grouped_gemm(cublasHandle_t handle, const GroupedGemmParams& p,
       return CUBLAS_STATUS_EXECUTION_FAILED;
     }
     const void* const* first = const_cast<const void* const*>(p.ptr_workspace);
-    return cublasGemmGroupedBatchedEx_64(
+    st = cublasGemmGroupedBatchedEx_64(
         handle, ta.data(), tb.data(), mm.data(), nn.data(), kk.data(), alpha.data(), first, type,
         la.data(), first + count, type, lb.data(), beta.data(), p.ptr_workspace + 2 * count, type,
         lc.data(), count, size.data(), CUBLAS_COMPUTE_32F);
+    // A cuBLAS or GPU without this type combination for the grouped call: the loop below gives
+    // the same products (nothing was computed; the pointer copy is harmless).
+    if (st != CUBLAS_STATUS_NOT_SUPPORTED) return st;
   }
 #endif
   for (const int g : live) {

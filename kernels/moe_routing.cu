@@ -86,27 +86,31 @@ __global__ void __launch_bounds__(kGateWarps * 32) gate_forward_kernel(const Gat
     __syncwarp();
   }
 
-  // Top-k by repeated warp argmax; lane j keeps the j-th pick.
+  // Top-k by repeated warp argmax; lane j keeps the j-th pick. A picked expert is marked taken
+  // (bit e / 32 of its lane's mask) rather than set to -inf: when top_k exceeds the experts left
+  // by the group limit, the remaining picks come from the -inf (masked) ones, and those must
+  // still be distinct experts (as torch.topk gives), not a repeat of an earlier pick.
+  static_assert(kGateMaxExperts <= 32 * 32, "taken mask: one bit per expert of the lane");
+  unsigned taken = 0;
   int my_id = 0;
   float my_w = 0.f;
   for (int j = 0; j < p.top_k; ++j) {
     float val = -INFINITY;
     int idx = 1 << 30;
-    for (int e = lane; e < E; e += 32) {
-      if (choice[e] > val || idx == (1 << 30)) {
-        if (choice[e] > val || e < idx) {
-          val = choice[e];
-          idx = e;
-        }
+    for (int e = lane, bit = 0; e < E; e += 32, ++bit) {
+      if (taken >> bit & 1u) continue;
+      const float c = choice[e];
+      if (idx == (1 << 30) || c > val) {  // ascending e: ties keep the lower id
+        val = c;
+        idx = e;
       }
     }
-    warp_argmax(val, idx);
-    if (lane == (idx % 32)) choice[idx] = -INFINITY;  // each expert lives with one lane
+    warp_argmax(val, idx);  // top_k <= E: some lane still has an untaken expert
+    if (lane == (idx & 31)) taken |= 1u << (idx >> 5);  // each expert lives with one lane
     if (lane == j) {
       my_id = idx;
       my_w = score[idx];
     }
-    __syncwarp();
   }
   float total = detail::warp_sum(lane < p.top_k ? my_w : 0.f);
   if (lane < p.top_k) {

@@ -36,7 +36,8 @@ class GateFunction : public torch::autograd::Function<GateFunction> {
     const at::Tensor scores = at::empty({n, e}, lf.options());
     const at::Tensor weights = at::empty({n, top_k}, lf.options());
     const at::Tensor ids = at::empty({n, top_k}, lf.options().dtype(at::kInt));
-    const at::Tensor bf = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
+    const at::Tensor bf =
+        bias.defined() ? bias.to(lf.device(), at::kFloat).contiguous() : at::Tensor();
     gk::GateParams p;
     p.tokens = static_cast<int>(n);
     p.experts = static_cast<int>(e);
@@ -283,14 +284,23 @@ class GroupedLinearFunction : public torch::autograd::Function<GroupedLinearFunc
 }  // namespace
 
 bool route_supported(const at::Tensor& logits, const RouterParams& params) {
+  // An invalid group limit (topk_group outside [1, n_group], experts not splitting into n_group)
+  // goes to the reference, which names it; the kernel would silently keep no group or all.
+  const bool groups_ok = params.n_group <= 1 || (params.n_group <= 32 && params.topk_group >= 1 &&
+                                                 params.topk_group <= params.n_group &&
+                                                 logits.size(-1) % params.n_group == 0);
   return logits.is_cuda() && logits.dim() == 2 && logits.size(1) <= gk::kGateMaxExperts &&
-         params.top_k <= gk::kGateMaxTopK && params.top_k <= logits.size(1) && params.n_group <= 32;
+         params.top_k >= 1 && params.top_k <= gk::kGateMaxTopK && params.top_k <= logits.size(1) &&
+         groups_ok;
 }
 
 Routing route(const at::Tensor& logits, const RouterParams& params,
               const at::Tensor& correction_bias) {
   const c10::cuda::CUDAGuard guard(logits.device());
   const bool grouped = params.n_group > 1;
+  GRPO_CHECK(!correction_bias.defined() || correction_bias.numel() == logits.size(1),
+             "route: correction bias has ", correction_bias.numel(), " entries for ",
+             logits.size(1), " experts");
   if (grouped) {
     GRPO_CHECK(logits.size(1) % params.n_group == 0, "route: ", logits.size(1),
                " experts do not split into ", params.n_group, " groups");
@@ -347,12 +357,22 @@ bool rows_supported(const at::Tensor& x, const Dispatch& d) {
 }
 
 at::Tensor permute(const at::Tensor& x, const Dispatch& d) {
+  // The kernels index rows by token_index / position without bounds checks.
+  GRPO_CHECK(d.position.numel() == d.token_index.numel() &&
+                 (x.size(0) == 0 ? d.position.numel() == 0 : d.position.numel() % x.size(0) == 0),
+             "permute: ", x.size(0), " tokens but a dispatch of ", d.position.numel(),
+             " assignments");
   const c10::cuda::CUDAGuard guard(x.device());
   return PermuteFunction::apply(x, d.token_index, d.position);
 }
 
 at::Tensor combine(const at::Tensor& y, const at::Tensor& weights, const Dispatch& d,
                    int64_t num_tokens) {
+  GRPO_CHECK(weights.dim() == 2 && weights.size(0) == num_tokens &&
+                 weights.numel() == d.position.numel() && y.size(0) == d.position.numel(),
+             "combine: weights ", weights.sizes(), ", ", y.size(0), " expert rows and ",
+             d.position.numel(), " dispatched assignments for ", num_tokens,
+             " tokens do not match");
   const c10::cuda::CUDAGuard guard(y.device());
   return CombineFunction::apply(y, weights, d.position, num_tokens);
 }
