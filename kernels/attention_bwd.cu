@@ -108,6 +108,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
   const int group = f.heads_q / f.heads_kv;
   const int offset = sb.len_k - sb.len_q;
   const int key_start = f.key_start ? f.key_start[b] : 0;
+  const int key_end = f.key_end ? min(f.key_end[b], sb.len_k) : sb.len_k;
   const float scale_log2 = f.scale * detail::kLog2e;
 
   const T* k = static_cast<const T*>(f.k) + (f.k_layout.cu_seqlens ? 0 : b * f.k_batch_stride) +
@@ -127,9 +128,11 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
     wmma::fill_fragment(dv_acc[t], 0.f);
   }
 
-  // Queries that can see key n0 or later: offset + i >= n0.
+  // Queries that can see key n0 or later: offset + i >= n0. A tile wholly outside
+  // [key_start, key_end) is seen by no query: its dK, dV are zeros.
   const int m_first = max(0, n0 - offset) / kBM * kBM;
-  for (int hq = hk * group; hq < (hk + 1) * group; ++hq) {
+  const bool tile_seen = n0 < key_end && n0 + kBN > key_start;
+  for (int hq = hk * group; tile_seen && hq < (hk + 1) * group; ++hq) {
     const T* q = static_cast<const T*>(f.q) + (f.q_layout.cu_seqlens ? 0 : b * f.q_batch_stride) +
                  sb.q_row0 * f.q_row_stride + hq * f.q_head_stride;
     const T* dout = static_cast<const T*>(p.dout) +
@@ -177,7 +180,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
       // P = exp(scale * S - lse) under the mask; dS = P * (dP - delta).
       for (int idx = tid; idx < kBM * kBN; idx += kThreads) {
         const int r = idx / kBN, c = idx % kBN, i = m0 + r, j = n0 + c;
-        const bool ok = i < sb.len_q && j < sb.len_k && j >= key_start && j <= offset + i;
+        const bool ok = i < sb.len_q && j < key_end && j >= key_start && j <= offset + i;
         const float pr = ok ? exp2f(sS[r * L::kLdS + c] * scale_log2 - sLse[r]) : 0.f;
         const float dsv = pr * (sdP[r * L::kLdS + c] - sDelta[r]);
         sP[r * L::kLdP + c] = detail::from_float<T>(pr);
@@ -285,13 +288,16 @@ cudaError_t launch_bwd(const AttentionBwdParams& p, cudaStream_t stream) {
   attention_bwd_preprocess<T, D><<<dim3(detail::ceil_div(max_q, kRowsPerBlock), f.batch, f.heads_q),
                                    32 * kRowsPerBlock, 0, stream>>>(p);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  const size_t smem = BwdSmem<T, D>::bytes;
-  err = cudaFuncSetAttribute(attention_bwd_kernel<T, D>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (err != cudaSuccess) return err;
-  attention_bwd_kernel<T, D>
-      <<<dim3(detail::ceil_div(max_k, kBN), f.batch, f.heads_kv), kThreads, smem, stream>>>(p);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  // No keys at all (max_k == 0): no dK/dV rows, dQ stays zero; a grid of 0 blocks is an error.
+  if (max_k > 0) {
+    const size_t smem = BwdSmem<T, D>::bytes;
+    err = cudaFuncSetAttribute(attention_bwd_kernel<T, D>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+    attention_bwd_kernel<T, D>
+        <<<dim3(detail::ceil_div(max_k, kBN), f.batch, f.heads_kv), kThreads, smem, stream>>>(p);
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  }
   const int64_t n = p.dq_accum_rows * f.heads_q * D;
   const int blocks = static_cast<int>(std::min<int64_t>((n + 255) / 256, 65536));
   attention_bwd_convert_dq<T, D><<<blocks, 256, 0, stream>>>(p);

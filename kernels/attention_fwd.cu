@@ -93,7 +93,8 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const Attention
 
   const int offset = sb.len_k - sb.len_q;  // bottom-right causal alignment
   const int key_start = p.key_start ? p.key_start[b] : 0;
-  const int n_end = min(sb.len_k, offset + m0 + kBM);  // one past the last key any row sees
+  const int key_end = p.key_end ? min(p.key_end[b], sb.len_k) : sb.len_k;
+  const int n_end = min(key_end, offset + m0 + kBM);  // one past the last key any row sees
   const int n_begin = max(key_start, 0) / kBN * kBN;
   const float scale_log2 = p.scale * detail::kLog2e;
   const int r0 = warp * 16;  // this warp's rows
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const Attention
 #pragma unroll
       for (int c2 = 0; c2 < 2; ++c2) {
         const int c = lane + 32 * c2, j = n0 + c;
-        const bool ok = i < sb.len_q && j < sb.len_k && j >= key_start && j <= offset + i;
+        const bool ok = i < sb.len_q && j < key_end && j >= key_start && j <= offset + i;
         s[c2] = ok ? sS[r * L::kLdS + c] * scale_log2 : -INFINITY;
         mx = fmaxf(mx, s[c2]);
       }

@@ -23,7 +23,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
   const int split = blockIdx.x, b = blockIdx.y, hk = blockIdx.z;
   const int group = p.heads_q / p.heads_kv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int len = p.seqlens_k ? p.seqlens_k[b] : p.seqlen_k;
+  int len = p.seqlens_k ? p.seqlens_k[b] : p.seqlen_k;
+  if (p.key_end) len = min(len, p.key_end[b]);
   const int key_start = p.key_start ? max(p.key_start[b], 0) : 0;
   const int split_size = detail::ceil_div(len, p.num_splits);
   const int s0 = max(split * split_size, key_start), s1 = min(len, (split + 1) * split_size);

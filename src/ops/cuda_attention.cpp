@@ -4,8 +4,12 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 
+#include <tuple>
+#include <utility>
+
 #include "cuda_ops.h"
 #include "grpo/kernels/attention.h"
+#include "grpo/ops/attention.h"
 
 namespace grpo::ops::cuda {
 namespace {
@@ -26,15 +30,20 @@ bool rows_aligned(const at::Tensor& t) {
   return true;
 }
 
-// (B) int32: first real key of each row of a left-padding mask (B, S), or undefined when the
-// mask is not of that form (a real key after a padded one).
-at::Tensor key_start_of(const at::Tensor& key_mask, int64_t s) {
-  const at::Tensor mask = key_mask.to(at::kBool);
-  const at::Tensor start = s - mask.sum(1);  // (B) int64
-  const at::Tensor expected =
-      at::arange(s, mask.options().dtype(at::kLong)).unsqueeze(0) >= start.unsqueeze(1);
-  if (!at::equal(expected, mask)) return {};
-  return start.to(at::kInt);
+// (B) int32 first and one-past-last real key of each row of a key mask (B, S) whose real keys
+// form one contiguous run: left padding, right padding (the training batches) or both; a row
+// without a real key gets (S, S). Undefined tensors when some row has a padded key between two
+// real ones (the caller then takes the reference). Costs one device synchronisation.
+std::pair<at::Tensor, at::Tensor> key_bounds_of(const at::Tensor& key_mask,
+                                                const at::Device& device) {
+  const at::Tensor mask = key_mask.to(device, at::kBool);
+  const int64_t s = mask.size(1);
+  const at::Tensor pos = at::arange(s, mask.options().dtype(at::kLong)).unsqueeze(0);  // (1, S)
+  const at::Tensor count = mask.sum(1, /*keepdim=*/true);                              // (B, 1)
+  const at::Tensor first = at::where(mask, pos, s).amin(1, /*keepdim=*/true);          // (B, 1)
+  const at::Tensor end = first + count;
+  if (!at::equal(pos.ge(first).logical_and(pos.lt(end)), mask)) return {};
+  return {first.squeeze(1).to(at::kInt), end.squeeze(1).to(at::kInt)};
 }
 
 struct Layout {
@@ -59,7 +68,8 @@ void strides_of(const at::Tensor& t, bool packed, int64_t& bs, int64_t& rs, int6
 
 gk::AttentionFwdParams fwd_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& o, const at::Tensor& lse,
-                                  const at::Tensor& key_start, const Layout& lay, double scale) {
+                                  const at::Tensor& key_start, const at::Tensor& key_end,
+                                  const Layout& lay, double scale) {
   gk::AttentionFwdParams p;
   p.dtype = kernel_dtype(q);
   p.batch = static_cast<int>(lay.batch);
@@ -74,6 +84,7 @@ gk::AttentionFwdParams fwd_params(const at::Tensor& q, const at::Tensor& k, cons
   }
   p.scale = static_cast<float>(scale);
   p.key_start = key_start.defined() ? key_start.data_ptr<int32_t>() : nullptr;
+  p.key_end = key_end.defined() ? key_end.data_ptr<int32_t>() : nullptr;
   p.q = q.data_ptr();
   strides_of(q, lay.packed, p.q_batch_stride, p.q_row_stride, p.q_head_stride);
   p.k = k.data_ptr();
@@ -99,12 +110,13 @@ at::Tensor empty_rows_like(const at::Tensor& like, bool packed) {
 
 std::pair<at::Tensor, at::Tensor> forward_impl(const at::Tensor& q, const at::Tensor& k,
                                                const at::Tensor& v, const at::Tensor& key_start,
-                                               const Layout& lay, double scale) {
+                                               const at::Tensor& key_end, const Layout& lay,
+                                               double scale) {
   const at::Tensor o = empty_rows_like(q, lay.packed);
   const at::Tensor lse =
       lay.packed ? at::empty({q.size(1), q.size(0)}, q.options().dtype(at::kFloat))
                  : at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
-  const gk::AttentionFwdParams p = fwd_params(q, k, v, o, lse, key_start, lay, scale);
+  const gk::AttentionFwdParams p = fwd_params(q, k, v, o, lse, key_start, key_end, lay, scale);
   GRPO_CUDA_CHECK(gk::attention_forward(p, at::cuda::getCurrentCUDAStream()));
   return {o, lse};
 }
@@ -113,8 +125,9 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
                             const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_start,
-                            const at::Tensor& cu_q, const at::Tensor& cu_k, int64_t max_q,
-                            int64_t max_k, int64_t batch, double scale) {
+                            const at::Tensor& key_end, const at::Tensor& cu_q,
+                            const at::Tensor& cu_k, int64_t max_q, int64_t max_k, int64_t batch,
+                            double scale) {
     Layout lay;
     lay.packed = cu_q.defined();
     lay.cu_q = cu_q;
@@ -122,8 +135,8 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     lay.batch = batch;
     lay.max_q = max_q;
     lay.max_k = max_k;
-    auto [o, lse] = forward_impl(q, k, v, key_start, lay, scale);
-    ctx->save_for_backward({q, k, v, o, lse, key_start, cu_q, cu_k});
+    auto [o, lse] = forward_impl(q, k, v, key_start, key_end, lay, scale);
+    ctx->save_for_backward({q, k, v, o, lse, key_start, key_end, cu_q, cu_k});
     ctx->saved_data["max_q"] = max_q;
     ctx->saved_data["max_k"] = max_k;
     ctx->saved_data["batch"] = batch;
@@ -135,10 +148,10 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &o = saved[3], &lse = saved[4],
-                     &key_start = saved[5];
+                     &key_start = saved[5], &key_end = saved[6];
     Layout lay;
-    lay.cu_q = saved[6];
-    lay.cu_k = saved[7];
+    lay.cu_q = saved[7];
+    lay.cu_k = saved[8];
     lay.packed = lay.cu_q.defined();
     lay.max_q = ctx->saved_data["max_q"].toInt();
     lay.max_k = ctx->saved_data["max_k"].toInt();
@@ -146,15 +159,20 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const double scale = ctx->saved_data["scale"].toDouble();
     at::Tensor dout = grads[0];
     if (!rows_aligned(dout)) dout = dout.contiguous();
-    const at::Tensor dq = empty_rows_like(q, lay.packed);
-    const at::Tensor dk = empty_rows_like(k, lay.packed);
-    const at::Tensor dv = empty_rows_like(v, lay.packed);
     const int64_t rows = lay.packed ? q.size(0) : q.size(0) * q.size(2);
+    const at::Tensor dq = empty_rows_like(q, lay.packed);
+    at::Tensor dk = empty_rows_like(k, lay.packed);
+    at::Tensor dv = empty_rows_like(v, lay.packed);
+    if (rows == 0 || lay.max_q == 0) {  // no queries: the kernel returns without writing dK, dV
+      dk.zero_();
+      dv.zero_();
+      return {dq.zero_(), dk, dv, {}, {}, {}, {}, {}, {}, {}, {}};
+    }
     const at::Tensor delta = at::empty_like(lse);
     const at::Tensor dq_accum =
         at::empty({rows, q.size(1), q.size(-1)}, q.options().dtype(at::kFloat));
     gk::AttentionBwdParams p;
-    p.fwd = fwd_params(q, k, v, o, lse, key_start, lay, scale);
+    p.fwd = fwd_params(q, k, v, o, lse, key_start, key_end, lay, scale);
     p.dout = dout.data_ptr();
     strides_of(dout, lay.packed, p.do_batch_stride, p.do_row_stride, p.do_head_stride);
     p.dq = dq.data_ptr();
@@ -167,12 +185,12 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     p.dq_accum = dq_accum.data_ptr<float>();
     p.dq_accum_rows = rows;
     GRPO_CUDA_CHECK(gk::attention_backward(p, at::cuda::getCurrentCUDAStream()));
-    return {dq, dk, dv, {}, {}, {}, {}, {}, {}, {}};
+    return {dq, dk, dv, {}, {}, {}, {}, {}, {}, {}, {}};
   }
 };
 
 at::Tensor decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& key_start, double scale) {
+                  const at::Tensor& key_start, const at::Tensor& key_end, double scale) {
   const int64_t b = q.size(0), hq = q.size(1), hkv = k.size(1), s = k.size(2), d = q.size(3);
   gk::DecodeParams p;
   p.dtype = kernel_dtype(q);
@@ -182,6 +200,7 @@ at::Tensor decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   p.head_dim = static_cast<int>(d);
   p.seqlen_k = static_cast<int>(s);
   p.key_start = key_start.defined() ? key_start.data_ptr<int32_t>() : nullptr;
+  p.key_end = key_end.defined() ? key_end.data_ptr<int32_t>() : nullptr;
   p.scale = static_cast<float>(scale);
   p.q = q.data_ptr();
   p.q_batch_stride = q.stride(0);
@@ -229,21 +248,28 @@ bool attention_supported(const at::Tensor& q, const at::Tensor& k, const at::Ten
   if (q.size(2) == 1 && !needs_grad(q, k, v) && q.size(1) / k.size(1) > gk::kDecodeMaxGroup) {
     return false;
   }
-  if (key_mask.defined() && (key_mask.dim() != 2 || key_mask.size(1) != k.size(2))) return false;
+  if (key_mask.defined() &&
+      (key_mask.dim() != 2 || key_mask.size(0) != q.size(0) || key_mask.size(1) != k.size(2))) {
+    return false;
+  }
   return rows_aligned(q) && rows_aligned(k) && rows_aligned(v);
 }
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             double scale, const at::Tensor& key_mask) {
   const c10::cuda::CUDAGuard guard(q.device());
-  at::Tensor key_start;
+  at::Tensor key_start, key_end;
   if (key_mask.defined()) {
-    key_start = key_start_of(key_mask, k.size(2));
-    GRPO_CHECK(key_start.defined(), "attention kernel: key_mask is not a left-padding mask");
+    std::tie(key_start, key_end) = key_bounds_of(key_mask, q.device());
+    // A mask with a hole (a padded key between real ones): the kernels cannot express it.
+    if (!key_start.defined()) {
+      return ops::causal_attention(q, k, v, scale, key_mask, KernelPolicy::reference);
+    }
   }
-  if (q.size(2) == 1 && !needs_grad(q, k, v)) return decode(q, k, v, key_start, scale);
-  const at::Tensor o = AttentionFunction::apply(q, k, v, key_start, at::Tensor(), at::Tensor(),
-                                                q.size(2), k.size(2), q.size(0), scale);
+  if (q.size(2) == 1 && !needs_grad(q, k, v)) return decode(q, k, v, key_start, key_end, scale);
+  const at::Tensor o =
+      AttentionFunction::apply(q, k, v, key_start, key_end, at::Tensor(), at::Tensor(), q.size(2),
+                               k.size(2), q.size(0), scale);
   return o;
 }
 
@@ -256,14 +282,23 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
              "varlen_attention: bfloat16 or float16 only, got ", q.scalar_type());
   GRPO_CHECK(gk::attention_head_dim_supported(static_cast<int>(q.size(2))),
              "varlen_attention: head dim ", q.size(2), " (compiled: 64, 128)");
+  GRPO_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+                 k.device() == q.device() && v.device() == q.device(),
+             "varlen_attention: q, k, v must share dtype and device");
+  GRPO_CHECK(k.size(2) == q.size(2) && v.size(2) == q.size(2) && k.size(1) > 0 &&
+                 v.size(1) == k.size(1) && q.size(1) % k.size(1) == 0 && v.size(0) == k.size(0),
+             "varlen_attention: q (", q.sizes(), "), k (", k.sizes(), "), v (", v.sizes(),
+             ") need equal head dims and query heads a multiple of the key/value heads");
   GRPO_CHECK(cu_seqlens_q.scalar_type() == at::kInt && cu_seqlens_k.scalar_type() == at::kInt &&
                  cu_seqlens_q.numel() == cu_seqlens_k.numel() && cu_seqlens_q.numel() >= 1,
              "varlen_attention: cu_seqlens must be (B+1) int32 of equal length");
+  GRPO_CHECK(cu_seqlens_q.device() == q.device() && cu_seqlens_k.device() == q.device(),
+             "varlen_attention: cu_seqlens must be on q's device (", q.device(), ")");
   const c10::cuda::CUDAGuard guard(q.device());
   const at::Tensor qc = rows_aligned(q) ? q : q.contiguous();
   const at::Tensor kc = rows_aligned(k) ? k : k.contiguous();
   const at::Tensor vc = rows_aligned(v) ? v : v.contiguous();
-  return AttentionFunction::apply(qc, kc, vc, at::Tensor(), cu_seqlens_q.contiguous(),
+  return AttentionFunction::apply(qc, kc, vc, at::Tensor(), at::Tensor(), cu_seqlens_q.contiguous(),
                                   cu_seqlens_k.contiguous(), max_seqlen_q, max_seqlen_k,
                                   cu_seqlens_q.numel() - 1, scale);
 }

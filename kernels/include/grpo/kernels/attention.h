@@ -23,14 +23,15 @@ struct SeqLayout {
 };
 
 // Causal alignment is bottom-right: query i of a sequence with Lq queries and Lk keys sits at
-// position Lk - Lq + i and sees key j iff j <= Lk - Lq + i and j >= key_start[b] (left padding).
-// A query that sees no key gets output 0 and lse +inf.
+// position Lk - Lq + i and sees key j iff j <= Lk - Lq + i, j >= key_start[b] (left padding) and
+// j < key_end[b] (right padding). A query that sees no key gets output 0 and lse +inf.
 struct AttentionFwdParams {
   DType dtype = DType::bfloat16;
   int batch = 0, heads_q = 0, heads_kv = 0, head_dim = 0;  // heads_q % heads_kv == 0
   SeqLayout q_layout, k_layout;
   float scale = 1.f;
   const int32_t* key_start = nullptr;  // (batch) int32 device or null: keys before it are masked
+  const int32_t* key_end = nullptr;    // (batch) int32 device or null: keys from it on are masked
 
   const void* q = nullptr;  // (B, Lq, Hq, D) via strides (or packed (total_q, Hq, D))
   int64_t q_batch_stride = 0, q_row_stride = 0, q_head_stride = 0;
@@ -77,6 +78,7 @@ struct DecodeParams {
   int seqlen_k = 0;                    // keys per sequence (cache length) if seqlens_k is null
   const int32_t* seqlens_k = nullptr;  // (batch) int32 device or null
   const int32_t* key_start = nullptr;  // (batch) int32 device or null (left padding)
+  const int32_t* key_end = nullptr;    // (batch) int32 device or null: keys from it on masked
   float scale = 1.f;
   const void* q = nullptr;  // (B, Hq, D)
   int64_t q_batch_stride = 0, q_head_stride = 0;
