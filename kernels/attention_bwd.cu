@@ -235,6 +235,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
 
   // Write dK (times scale) and dV through the staging area.
   const int rows = min(kBN, sb.len_k - n0);
+#pragma unroll
   for (int which = 0; which < 2; ++which) {
     __syncthreads();
 #pragma unroll
