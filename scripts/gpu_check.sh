@@ -12,6 +12,9 @@ mkdir -p "$out"
 build="${GRPO_GPU_BUILD:-build-gpu}"
 t0=$SECONDS
 stamp() { echo "[gpu_check $((SECONDS - t0)) s] $*"; }
+# The optional diagnostics below start only while the elapsed time is under these marks, so a
+# bad run still ends in about 8 minutes.
+elapsed() { echo $((SECONDS - t0)); }
 
 # Build jobs: the cores, but at most one per ~2 GB of free memory (a LibTorch TU takes 1-2 GB).
 cores=$(nproc)
@@ -67,13 +70,32 @@ cmake --build "$build" -j "$jobs" --target test_ops_cuda > "$out/build_tests.log
 }
 status=0
 stamp "ctest -L gpu"
-(cd "$build" && timeout 300 ctest -L gpu --output-on-failure) > "$out/ctest_gpu.log" 2>&1 \
+(cd "$build" && timeout 240 ctest -L gpu --output-on-failure) > "$out/ctest_gpu.log" 2>&1 \
   || status=1
 tail -40 "$out/ctest_gpu.log"
 # A skipped gpu test (no device visible, kernels not linked) is a failed check, not a pass.
 if grep -qiE "skipped|No tests were found" "$out/ctest_gpu.log"; then
   echo "gpu tests skipped or missing: see $out/ctest_gpu.log"
   status=1
+fi
+# Kernel launches are asynchronous: a fault shows up at some later call. Rerun only the failed
+# tests with synchronous launches (the error then names the launching wrapper) and, when
+# present, under compute-sanitizer memcheck (names the kernel and the bad address).
+failed=$(grep -oE "CudaKernels\.[A-Za-z0-9_]+ \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)" \
+  "$out/ctest_gpu.log" | cut -d' ' -f1 | sort -u | paste -sd: -)
+if [[ -n "$failed" ]] && (($(elapsed) < 330)); then
+  stamp "rerun failed tests with CUDA_LAUNCH_BLOCKING=1: $failed"
+  CUDA_LAUNCH_BLOCKING=1 timeout 120 "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" \
+    > "$out/failed_blocking.log" 2>&1
+  grep -E "Failure|error|Error|FAILED|kernel|\.cpp:[0-9]+" "$out/failed_blocking.log" | head -40
+  if (($(elapsed) < 330)) && { command -v compute-sanitizer > /dev/null ||
+    [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; }; then
+    sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    stamp "compute-sanitizer memcheck on $failed"
+    timeout 120 "$sanitizer" --tool memcheck --print-limit 20 \
+      "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" > "$out/failed_memcheck.log" 2>&1
+    grep -E "=========" "$out/failed_memcheck.log" | head -40
+  fi
 fi
 stamp "build grpo"
 if cmake --build "$build" -j "$jobs" --target grpo > "$out/build_cli.log" 2>&1; then
