@@ -152,9 +152,21 @@ std::string search_solution(const CountdownProblem& p, const std::vector<Countdo
                             const CountdownTaskOptions& o, Rng& rng) {
   std::vector<size_t> left(trials.size());
   for (size_t i = 0; i < left.size(); ++i) left[i] = i;
+  // A guess: any expression over all the numbers with + - * / (no check of its value), so it
+  // is right about as rarely as a blind guess; the search's trials are the narrower set.
   auto guess = [&](const std::string& think) {
+    std::string expression;
+    for (int attempt = 0; attempt < 64 && expression.empty(); ++attempt) {
+      std::vector<int64_t> leaves = p.numbers;
+      rng.shuffle(leaves);
+      auto tree = detail::random_tree(
+          leaves, "+-*/", rng,
+          [](char, const Rational&, const Rational&, const Rational&) { return true; });
+      if (tree) expression = tree->render();
+    }
+    if (expression.empty()) expression = trials[rng.pick(left)].expression;
     return detail::format_response(think + (think.empty() ? "" : " ") + "Let me guess.",
-                                   trials[rng.pick(left)].expression);
+                                   expression);
   };
   if (detail::draw_direct(o.style, rng)) return guess("");
   int budget = 1;
@@ -217,7 +229,7 @@ std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& n
 }
 
 std::string countdown_trial_text(const CountdownTrial& trial, int64_t target) {
-  std::string text;
+  std::string text = "Try " + trial.expression + ": ";
   for (const auto& step : trial.steps) text += step + ". ";
   const std::string v = std::to_string(trial.value);
   const std::string t = std::to_string(target);

@@ -108,8 +108,8 @@ struct CountdownTrial {
 std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& numbers,
                                                    int64_t max_value);
 
-// A trial as search text: "7 + 9 = 16. 16 + 10 = 26. Check: 26 is 26, found." or
-// "... Check: 160 is not 26."
+// A trial as search text: "Try (7 + 9) + 10: 7 + 9 = 16. 16 + 10 = 26. Check: 26 is 26,
+// found." or "... Check: 26 is not 25." (the expression first, so that the answer copies it).
 std::string countdown_trial_text(const CountdownTrial& trial, int64_t target);
 
 CountdownTaskOptions countdown_preset(Difficulty difficulty);
