@@ -49,7 +49,7 @@ case "$SCALE" in
       --set model.architecture.intermediate_size=$((3 * hidden))
       --set model.architecture.num_hidden_layers=$layers
       --set model.architecture.num_attention_heads=4 --set tokenizer.train.vocab_size=$vocab
-      --set data.synthetic.0.n=8000 --set sft.batch_size=$sft_batch
+      --set data.synthetic.0.n=8000 --set data.synthetic.1.n=8000 --set sft.batch_size=$sft_batch
       --set trainer.steps=$sft_steps --set trainer.lr=3e-3)
     scale_rl=(--set trainer.device=cpu --set trainer.steps=$rl_steps
       --set trainer.prompts_per_step=$prompts --set rollout.n=$g
@@ -63,7 +63,9 @@ case "$SCALE" in
     exit 2
     ;;
 esac
-task_make=() task_sft=() task_rl=()
+# The recipe's countdown knobs (configs/countdown_tiny_gpu.yaml's data options), so that the
+# prompts made here for rejection sampling and evaluation come from the RL prompts' task.
+task_make=(--set search=true --set max_number=9 --set max_value=30) task_sft=() task_rl=()
 for knob in ${TASK:-}; do
   task_make+=(--set "$knob")
   task_sft+=(--set "data.synthetic.0.options.$knob")
