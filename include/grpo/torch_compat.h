@@ -17,60 +17,66 @@ namespace grpo::compat {
 // torch::cuda::device_count() returns size_t in 1.13 and int in 2.x.
 inline int64_t cuda_device_count() { return static_cast<int64_t>(torch::cuda::device_count()); }
 
+// Whether autocast is on for a device type, and its dtype; 2.4 replaced the per-device
+// functions with ones taking the device type.
+#if GRPO_TORCH_AT_LEAST(2, 4)
+inline bool autocast_enabled(at::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
+inline void set_autocast_enabled_for(at::DeviceType d, bool on) {
+  at::autocast::set_autocast_enabled(d, on);
+}
+inline at::ScalarType autocast_dtype(at::DeviceType d) {
+  return at::autocast::get_autocast_dtype(d);
+}
+inline void set_autocast_dtype_for(at::DeviceType d, at::ScalarType t) {
+  at::autocast::set_autocast_dtype(d, t);
+}
+#else
+inline bool autocast_enabled(at::DeviceType d) {
+  return d == at::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+inline void set_autocast_enabled_for(at::DeviceType d, bool on) {
+  if (d == at::kCUDA) {
+    at::autocast::set_enabled(on);
+  } else {
+    at::autocast::set_cpu_enabled(on);
+  }
+}
+inline at::ScalarType autocast_dtype(at::DeviceType d) {
+  return d == at::kCUDA ? at::autocast::get_autocast_gpu_dtype()
+                        : at::autocast::get_autocast_cpu_dtype();
+}
+inline void set_autocast_dtype_for(at::DeviceType d, at::ScalarType t) {
+  if (d == at::kCUDA) {
+    at::autocast::set_autocast_gpu_dtype(t);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(t);
+  }
+}
+#endif
+
 // Autocast (mixed precision: float32 parameters, matmuls and friends in `dtype`) for one device
-// type, for the guard's lifetime. 2.4 replaced the per-device setters with ones taking the
-// device type. A disabled guard does nothing.
+// type, for the guard's lifetime. A disabled guard does nothing.
 class AutocastGuard {
  public:
   AutocastGuard(at::DeviceType device, at::ScalarType dtype, bool enabled)
       : device_(device), enabled_(enabled) {
     if (!enabled_) return;
-    previous_enabled_ = is_enabled(device_);
-    previous_dtype_ = get_dtype(device_);
-    set_dtype(device_, dtype);
-    set_enabled(device_, true);
+    previous_enabled_ = autocast_enabled(device_);
+    previous_dtype_ = autocast_dtype(device_);
+    set_autocast_dtype_for(device_, dtype);
+    set_autocast_enabled_for(device_, true);
     at::autocast::increment_nesting();
   }
   ~AutocastGuard() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    set_enabled(device_, previous_enabled_);
-    set_dtype(device_, previous_dtype_);
+    set_autocast_enabled_for(device_, previous_enabled_);
+    set_autocast_dtype_for(device_, previous_dtype_);
   }
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-#if GRPO_TORCH_AT_LEAST(2, 4)
-  static bool is_enabled(at::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
-  static void set_enabled(at::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }
-  static at::ScalarType get_dtype(at::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
-  static void set_dtype(at::DeviceType d, at::ScalarType t) {
-    at::autocast::set_autocast_dtype(d, t);
-  }
-#else
-  static bool is_enabled(at::DeviceType d) {
-    return d == at::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-  }
-  static void set_enabled(at::DeviceType d, bool on) {
-    if (d == at::kCUDA) {
-      at::autocast::set_enabled(on);
-    } else {
-      at::autocast::set_cpu_enabled(on);
-    }
-  }
-  static at::ScalarType get_dtype(at::DeviceType d) {
-    return d == at::kCUDA ? at::autocast::get_autocast_gpu_dtype()
-                          : at::autocast::get_autocast_cpu_dtype();
-  }
-  static void set_dtype(at::DeviceType d, at::ScalarType t) {
-    if (d == at::kCUDA) {
-      at::autocast::set_autocast_gpu_dtype(t);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(t);
-    }
-  }
-#endif
   at::DeviceType device_;
   bool enabled_;
   bool previous_enabled_ = false;

@@ -12,6 +12,7 @@
 #include "grpo/ops/moe.h"
 #include "grpo/ops/rms_norm.h"
 #include "grpo/ops/rope.h"
+#include "grpo/ops/token_logprobs.h"
 
 namespace ops = grpo::ops;
 
@@ -197,4 +198,69 @@ TEST(Ops, LoadBalancingAndZLoss) {
   const at::Tensor mask = at::tensor({1, 1, 1, 1, 0, 0}).to(at::kBool);
   EXPECT_NEAR(ops::load_balancing_loss(r, 4, mask).item<float>(), 1.0f, 1e-6);
   EXPECT_NEAR(ops::router_z_loss(logits).item<float>(), std::pow(std::log(4.0), 2), 1e-5);
+}
+
+// The fused projection + log-softmax + gather (+ entropy) against the composite definition,
+// values and gradients, in float64, in chunks that do not divide the rows, at temperature 0.7.
+TEST(Ops, TokenLogprobsMatchComposite) {
+  at::manual_seed(0);
+  const int64_t rows = 7, hidden = 5, vocab = 11;
+  const double temperature = 0.7;
+  const at::Tensor h0 = at::randn({rows, hidden}, at::kDouble);
+  const at::Tensor w0 = at::randn({vocab, hidden}, at::kDouble);
+  const at::Tensor targets = at::randint(vocab, {rows}, at::kLong);
+  const at::Tensor g_lp = at::randn({rows}, at::kDouble), g_ent = at::randn({rows}, at::kDouble);
+
+  at::Tensor h_ref = h0.clone().set_requires_grad(true), w_ref = w0.clone().set_requires_grad(true);
+  const at::Tensor logp = at::log_softmax(h_ref.mm(w_ref.t()) / temperature, -1);
+  const at::Tensor lp_ref = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
+  const at::Tensor ent_ref = -(logp.exp() * logp).sum(-1);
+  ((lp_ref * g_lp).sum() + (ent_ref * g_ent).sum()).backward();
+
+  for (const int64_t chunk : {int64_t{3}, int64_t{0}}) {
+    at::Tensor h = h0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
+    const auto out = ops::token_logprobs(h, w, targets, temperature, true, chunk);
+    EXPECT_TRUE(at::allclose(out.logprobs, lp_ref, 1e-12, 1e-12)) << "chunk " << chunk;
+    EXPECT_TRUE(at::allclose(out.entropy, ent_ref, 1e-12, 1e-12)) << "chunk " << chunk;
+    ((out.logprobs * g_lp).sum() + (out.entropy * g_ent).sum()).backward();
+    EXPECT_TRUE(at::allclose(h.grad(), h_ref.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
+    EXPECT_TRUE(at::allclose(w.grad(), w_ref.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
+  }
+  // Log-probs alone (no entropy output): the gradient is the log-prob term only.
+  at::Tensor h = h0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
+  const auto out = ops::token_logprobs(h, w, targets, temperature, false, 4);
+  EXPECT_FALSE(out.entropy.defined());
+  (out.logprobs * g_lp).sum().backward();
+  at::Tensor h2 = h0.clone().set_requires_grad(true), w2 = w0.clone().set_requires_grad(true);
+  (at::log_softmax(h2.mm(w2.t()) / temperature, -1).gather(1, targets.unsqueeze(1)).squeeze(1) *
+   g_lp)
+      .sum()
+      .backward();
+  EXPECT_TRUE(at::allclose(h.grad(), h2.grad(), 1e-10, 1e-12));
+  EXPECT_TRUE(at::allclose(w.grad(), w2.grad(), 1e-10, 1e-12));
+}
+
+// float32 inputs (the training path): within float32 rounding of the float64 definition, and
+// no rows at all gives empty outputs and zero gradients.
+TEST(Ops, TokenLogprobsFloat32AndEmpty) {
+  at::manual_seed(1);
+  const at::Tensor h = at::randn({40, 16}), w = at::randn({300, 16});
+  const at::Tensor targets = at::randint(300, {40}, at::kLong);
+  const auto out = ops::token_logprobs(h, w, targets, 1.0, true);
+  const at::Tensor logp = at::log_softmax(h.to(at::kDouble).mm(w.to(at::kDouble).t()), -1);
+  EXPECT_LT((out.logprobs.to(at::kDouble) - logp.gather(1, targets.unsqueeze(1)).squeeze(1))
+                .abs()
+                .max()
+                .item<double>(),
+            2e-5);
+  EXPECT_LT((out.entropy.to(at::kDouble) + (logp.exp() * logp).sum(-1)).abs().max().item<double>(),
+            2e-5);
+
+  at::Tensor he = at::randn({0, 16}).set_requires_grad(true);
+  at::Tensor we = w.clone().set_requires_grad(true);
+  const auto empty = ops::token_logprobs(he, we, at::zeros({0}, at::kLong), 1.0, true);
+  EXPECT_EQ(empty.logprobs.numel(), 0);
+  (empty.logprobs.sum() + empty.entropy.sum()).backward();
+  EXPECT_EQ(we.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_THROW(ops::token_logprobs(h, w.t(), targets, 1.0, false), grpo::Error);
 }
