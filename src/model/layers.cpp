@@ -196,6 +196,7 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
   if (o.cache != nullptr) o.cache->advance(t);
   ForwardOutput out;
   out.hidden = model_->norm(x);
+  if (o.hidden_only) return finish_moe_outputs(out, stats, o.router_losses);
   const int64_t keep = o.logits_to_keep > 0 ? std::min(o.logits_to_keep, t) : t;
   const at::Tensor kept = keep == t ? out.hidden : out.hidden.narrow(1, t - keep, keep);
   at::Tensor weight_t = output_embedding().t();  // (H, V)
@@ -205,16 +206,21 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
     weight_t = o.output_weight_t;
   }
   out.logits = at::matmul(kept, weight_t);  // (B, keep, V)
+  return finish_moe_outputs(out, stats, o.router_losses);
+}
+
+ForwardOutput CausalLMImpl::finish_moe_outputs(ForwardOutput& out, const MoeStats& stats,
+                                               bool router_losses) const {
   if (!stats.counts.empty()) {
     out.tokens_per_expert = at::stack(stats.counts);
-    if (o.router_losses) {
+    if (router_losses) {
       out.balance_loss = at::stack(stats.balance).mean();
       out.z_loss = at::stack(stats.z).mean();
       out.aux_loss =
           out.balance_loss * arch_.router_aux_loss_coef + out.z_loss * arch_.router_z_loss_coef;
     }
   }
-  return out;
+  return std::move(out);
 }
 
 }  // namespace grpo::model

@@ -51,12 +51,6 @@ uint64_t step_seed(int seed, int64_t step) {
   return x * 0xBF58476D1CE4E5B9ULL;
 }
 
-std::vector<int64_t> row_range(int64_t begin, int64_t end) {
-  std::vector<int64_t> rows;
-  for (int64_t r = begin; r < end; ++r) rows.push_back(r);
-  return rows;
-}
-
 // Everything a run holds between steps.
 struct Run {
   const config::Config& config;
@@ -111,8 +105,9 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       if (norm.tokens == 0) continue;  // every completion masked (algorithm.mask_truncated)
       run.optimizer->zero_grad();
       double loss = 0;
-      for (int64_t mbegin = begin; mbegin < end; mbegin += micro) {
-        auto sub = batch.select(row_range(mbegin, std::min(end, mbegin + micro)));
+      const auto micro_batches = length_sorted_micro_batches(batch, begin, end, micro);
+      for (size_t i = 0; i < micro_batches.size(); ++i) {
+        auto sub = batch.select(micro_batches[i]);
         auto tokens = [&] {
           auto amp = autocast(run);
           return token_outputs(run.policy, sub, run.logprob_temperature, true);
@@ -125,7 +120,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
         in.ref_logprobs = sub.ref_logprobs;
         in.entropy = algorithm.entropy_coef != 0.0 ? tokens.entropy : tokens.entropy.detach();
         auto out = algo::policy_loss(in, norm, algorithm);
-        if (mbegin + micro >= end) run.dp->before_last_backward();
+        if (i + 1 == micro_batches.size()) run.dp->before_last_backward();
         out.loss.backward();
         loss += out.loss.item<double>();
         stats += out.stats.cpu();
@@ -323,11 +318,10 @@ at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& b
   torch::NoGradGuard no_grad;
   auto amp = autocast(run);
   auto out = at::zeros_like(batch.old_logprobs);
-  const int64_t n = batch.size(), step = run.plan.micro_batch_size;
-  for (int64_t begin = 0; begin < n; begin += step) {
-    auto sub = batch.select(row_range(begin, std::min(n, begin + step)));
-    auto lp = token_outputs(model, sub, run.logprob_temperature, false).logprobs;
-    out.narrow(0, begin, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
+  for (const auto& rows :
+       length_sorted_micro_batches(batch, 0, batch.size(), run.plan.micro_batch_size)) {
+    auto lp = token_outputs(model, batch.select(rows), run.logprob_temperature, false).logprobs;
+    out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(out.device()), lp);
   }
   return out;
 }

@@ -14,7 +14,7 @@
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/model/checkpoint.h"
-#include "grpo/rollout/sampling.h"
+#include "grpo/ops/token_logprobs.h"
 #include "grpo/text/sentencepiece_train.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/device.h"
@@ -213,16 +213,20 @@ SftBatch make_sft_batch(const std::vector<SftExample>& examples) {
 SftLoss sft_loss(model::CausalLM& model, const SftBatch& batch) {
   const int64_t length = batch.input_ids.size(1);
   // Right padding under causal attention: real tokens never see the padding, so the
-  // attention mask is not needed; padded targets are masked out of the loss.
-  auto logits = model->forward(batch.input_ids).logits.narrow(1, 0, length - 1);  // (N, L-1, V)
-  auto targets = batch.input_ids.narrow(1, 1, length - 1);                        // (N, L-1)
-  auto logprobs = rollout::token_logprobs(logits, targets, 1.0);                  // (N, L-1) fp32
+  // attention mask is not needed; only the counted targets are projected onto the vocabulary.
+  model::ForwardOptions options;
+  options.hidden_only = true;
+  const at::Tensor hidden = model->forward(batch.input_ids, options).hidden;  // (N, L, H)
+  // Position (i, t) of the (N, L-1) loss mask is hidden row i * L + t, target ids[i, t + 1].
+  const at::Tensor where = batch.loss_mask.nonzero();
+  const at::Tensor rows = where.select(1, 0) * length + where.select(1, 1);
+  const auto picked = ops::token_logprobs(
+      hidden.reshape({-1, hidden.size(-1)}).index_select(0, rows), model->output_embedding(),
+      batch.input_ids.reshape({-1}).index_select(0, rows + 1), 1.0, false);
   SftLoss out;
-  out.loss_sum = -(logprobs * batch.loss_mask).sum();
-  torch::NoGradGuard no_grad;
-  out.tokens = batch.loss_mask.sum().item<double>();
-  out.correct =
-      (logits.argmax(-1).eq(targets).to(at::kFloat) * batch.loss_mask).sum().item<double>();
+  out.loss_sum = -picked.logprobs.sum();
+  out.tokens = static_cast<double>(rows.size(0));
+  out.correct = picked.top.sum().item<double>();
   return out;
 }
 

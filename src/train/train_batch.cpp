@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "grpo/core/error.h"
-#include "grpo/rollout/sampling.h"
+#include "grpo/ops/token_logprobs.h"
 
 namespace grpo::train {
 
@@ -70,6 +70,26 @@ TrainBatch TrainBatch::select(const std::vector<int64_t>& rows) const {
   return out;
 }
 
+std::vector<std::vector<int64_t>> length_sorted_micro_batches(const TrainBatch& batch,
+                                                              int64_t begin, int64_t end,
+                                                              int64_t micro) {
+  GRPO_CHECK(0 <= begin && begin <= end && end <= batch.size() && micro > 0,
+             "length_sorted_micro_batches: bad range [", begin, ", ", end, ") of ", batch.size(),
+             " rows or micro-batch size ", micro);
+  std::vector<int64_t> order;
+  for (int64_t r = begin; r < end; ++r) order.push_back(r);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return batch.seq_lengths.at(a) > batch.seq_lengths.at(b);
+  });
+  std::vector<std::vector<int64_t>> out;
+  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(micro)) {
+    const size_t last = std::min(order.size(), i + static_cast<size_t>(micro));
+    out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
+                     order.begin() + static_cast<std::ptrdiff_t>(last));
+  }
+  return out;
+}
+
 TrainBatch TrainBatch::to(const at::Device& device) const {
   auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
   TrainBatch out = *this;
@@ -84,17 +104,30 @@ TrainBatch TrainBatch::to(const at::Device& device) const {
 
 TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, double temperature,
                            bool with_entropy) {
-  const int64_t length = batch.input_ids.size(1);
+  const int64_t n = batch.size(), length = batch.input_ids.size(1);
   model::ForwardOptions options;
   options.attention_mask = batch.attention_mask;
-  auto logits = model->forward(batch.input_ids, options).logits.narrow(1, 0, length - 1);
-  auto targets = batch.input_ids.narrow(1, 1, length - 1);
+  options.hidden_only = true;
+  const at::Tensor hidden = model->forward(batch.input_ids, options).hidden;  // (N, L, H)
+  // Only the completion positions are projected onto the vocabulary: prompt and padding rows
+  // never reach the loss. Position (i, t) of the (N, L-1) outputs is hidden row i * L + t and
+  // predicts input_ids[i, t + 1].
+  const at::Tensor where = batch.response_mask.nonzero();  // (R, 2)
+  const at::Tensor row = where.select(1, 0), col = where.select(1, 1);
+  const at::Tensor hidden_rows = row * length + col;
+  const at::Tensor targets = batch.input_ids.reshape({-1}).index_select(0, hidden_rows + 1);
+  const auto picked =
+      ops::token_logprobs(hidden.reshape({-1, hidden.size(-1)}).index_select(0, hidden_rows),
+                          model->output_embedding(), targets, temperature, with_entropy);
+  const at::Tensor out_rows = row * (length - 1) + col;
+  const auto scatter = [&](const at::Tensor& values) {
+    return at::zeros({n * (length - 1)}, values.options())
+        .index_copy(0, out_rows, values)
+        .view({n, length - 1});
+  };
   TokenOutputs out;
-  out.logprobs = rollout::token_logprobs(logits, targets, temperature);
-  if (with_entropy) {
-    auto logp = at::log_softmax(logits.to(at::kFloat) / temperature, -1);  // (N, L-1, V)
-    out.entropy = -(logp.exp() * logp).sum(-1);
-  }
+  out.logprobs = scatter(picked.logprobs);
+  if (with_entropy) out.entropy = scatter(picked.entropy);
   return out;
 }
 

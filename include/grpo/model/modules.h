@@ -45,6 +45,9 @@ struct ForwardOptions {
   // 0: logits at every position; n > 0: only at the last min(n, T) positions (a prefill needs
   // the next-token logits of its last position only, and skips the (B, T, V) output product).
   int64_t logits_to_keep = 0;
+  // No output projection at all (ForwardOutput::logits undefined): for callers that project
+  // only some hidden rows themselves (train::token_outputs, through ops::token_logprobs).
+  bool hidden_only = false;
   // (H, V) contiguous, equal to output_embedding().t(): multiplied instead of the (V, H)
   // weight. OpenBLAS repacks the transposed weight on every product; the rollout engine makes
   // this copy once per generate() call on the CPU (the weights cannot change during one).
@@ -188,6 +191,9 @@ class CausalLMImpl : public torch::nn::Module {
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 
  private:
+  // The router statistics and losses of a forward into `out`.
+  ForwardOutput finish_moe_outputs(ForwardOutput& out, const MoeStats& stats,
+                                   bool router_losses) const;
   ModelArch arch_;
   ops::RopeTable rope_;
   Decoder model_{nullptr};

@@ -48,7 +48,7 @@ SftBatch make_sft_batch(const std::vector<SftExample>& examples);
 struct SftLoss {
   at::Tensor loss_sum;  // () float32: cross-entropy summed over the counted targets (autograd)
   double tokens = 0;    // counted targets
-  double correct = 0;   // counted targets that are the argmax of their logits
+  double correct = 0;   // counted targets whose logit is the largest (ties count)
 };
 // One forward of `model` over `batch`.
 SftLoss sft_loss(model::CausalLM& model, const SftBatch& batch);

@@ -29,18 +29,27 @@ struct TrainBatch {
   TrainBatch to(const at::Device& device) const;
 };
 
+// Rows [begin, end) of `batch` in micro-batches of at most `micro` rows, longest sequences first,
+// so that each micro-batch pads to lengths close to its own rows' (TrainBatch::select trims to
+// the longest row). A sum over the micro-batches is the same as in row order.
+std::vector<std::vector<int64_t>> length_sorted_micro_batches(const TrainBatch& batch,
+                                                              int64_t begin, int64_t end,
+                                                              int64_t micro);
+
 // rollouts in the order of `advantages` (N). Rows with an empty completion keep a zero mask.
 TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
                             const at::Tensor& advantages);
 
+// Both (N, L-1) float32, set where batch.response_mask is 1 and 0 elsewhere.
 struct TokenOutputs {
-  at::Tensor logprobs;  // (N, L-1) float32: log_softmax(logits / T) at the targets
-  at::Tensor entropy;   // (N, L-1) float32 entropy of softmax(logits / T), or undefined
+  at::Tensor logprobs;  // log_softmax(logits / T) at the targets
+  at::Tensor entropy;   // entropy of softmax(logits / T), or undefined
 };
 
 // One forward of `model` over batch.input_ids; gradients flow unless the caller disabled them.
-// The log-prob is rollout::token_logprobs, the engine's own definition, so the first
-// importance ratio of a step is exactly 1 up to floating-point reassociation.
+// Only the completion positions are projected onto the vocabulary (ops::token_logprobs). The
+// log-prob is the rollout engine's definition (rollout::token_logprobs) computed in another
+// order, so the first importance ratio of a step is 1 up to floating-point reassociation.
 TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, double temperature,
                            bool with_entropy);
 
