@@ -198,8 +198,9 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   // repeat_kv), so the `groups` query heads of one kv head are stacked along time,
   // (B, Hq, T, D) -> (B, Hkv, groups * T, D), and multiply that kv head's keys directly.
   const at::Tensor qg = q.reshape({batch, hkv, groups * t, d});
+  // In place on the fresh product (neither matmul's nor mul_'s backward needs its values).
   at::Tensor scores =
-      (at::matmul(qg, k.transpose(-1, -2)) * scale).view({batch, hq, t, s});  // (B, Hq, T, S)
+      at::matmul(qg, k.transpose(-1, -2)).mul_(scale).view({batch, hq, t, s});  // (B, Hq, T, S)
   const at::Tensor qpos = at::arange(s - t, s, q.options().dtype(at::kLong)).unsqueeze(1);
   const at::Tensor kpos = at::arange(0, s, q.options().dtype(at::kLong)).unsqueeze(0);
   at::Tensor allowed = (kpos <= qpos).view({1, 1, t, s});  // (1, 1, T, S)
@@ -211,7 +212,7 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   // The dtype's lowest finite value rather than -inf: fully masked rows stay finite. The scores'
   // dtype, not q's: under autocast a float32 q gives bfloat16/float16 scores.
   const double lowest = lowest_finite(scores.scalar_type());
-  scores = scores.masked_fill(allowed.logical_not(), lowest);
+  scores.masked_fill_(allowed.logical_not(), lowest);
   // fp32 softmax for half types (as HF's eager attention); doubles stay double for tests.
   const at::ScalarType softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor probs = at::softmax(scores, -1, softmax_dtype).to(scores.scalar_type());
