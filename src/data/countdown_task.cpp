@@ -165,8 +165,10 @@ std::string search_solution(const CountdownProblem& p, const std::vector<Countdo
       if (tree) expression = tree->render();
     }
     if (expression.empty()) expression = trials[rng.pick(left)].expression;
-    return detail::format_response(think + (think.empty() ? "" : " ") + "Let me guess.",
-                                   expression);
+    // The guess is written in the thinking too, so that every answer copies the last
+    // expression the thinking named.
+    return detail::format_response(
+        think + (think.empty() ? "" : " ") + "Let me guess: " + expression + ".", expression);
   };
   if (detail::draw_direct(o.style, rng)) return guess("");
   int budget = 1;

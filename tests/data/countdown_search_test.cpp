@@ -115,17 +115,21 @@ TEST(CountdownSearch, EverySolutionSearchesHonestly) {
     const size_t mid = r.find(close);
     ASSERT_NE(mid, std::string::npos) << r;
     std::string think = r.substr(open.size(), mid - open.size());
-    if (think == "Let me guess.") {
+    std::string answer = r.substr(mid + close.size());
+    answer = answer.substr(0, answer.find(" </answer>"));
+    if (think.rfind("Let me guess: ", 0) == 0) {
       ++direct;
+      EXPECT_EQ(think, "Let me guess: " + answer + ".") << r;
       continue;
     }
     // Sentences: steps, then "Check: v is not T" or "Check: v is T, found"; a give-up ends
-    // with "Let me guess.".
+    // with "Let me guess: <the answer>.".
     const bool found_it = think.size() > 7 && think.compare(think.size() - 7, 7, " found.") == 0;
     if (!found_it) {
-      ASSERT_GE(think.size(), 14u);
-      ASSERT_EQ(think.substr(think.size() - 14), " Let me guess.") << r;
-      think.erase(think.size() - 14);
+      const std::string tail = " Let me guess: " + answer + ".";
+      ASSERT_GE(think.size(), tail.size()) << r;
+      ASSERT_EQ(think.substr(think.size() - tail.size()), tail) << r;
+      think.erase(think.size() - tail.size());
     }
     if (!think.empty() && think.back() == '.') think.pop_back();
     const auto all = countdown_chain_trials(p.numbers, o.max_value);
@@ -177,8 +181,6 @@ TEST(CountdownSearch, EverySolutionSearchesHonestly) {
     } else {
       ++gave_up;
       // The guess is an expression over every number, its value not checked.
-      std::string answer = r.substr(mid + close.size());
-      answer = answer.substr(0, answer.find(" </answer>"));
       const Evaluation e = evaluate(answer);
       EXPECT_TRUE(e.ok || e.division_by_zero) << r;
       std::vector<int64_t> used = e.numbers, given = p.numbers;
