@@ -3,6 +3,7 @@
 // dtypes so that fp32 logits agree to rounding and bf16 ones closely.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -11,6 +12,7 @@
 #include "grpo/ops/attention.h"
 #include "grpo/ops/rms_norm.h"
 #include "grpo/ops/rope.h"
+#include "grpo/torch_compat.h"
 
 #if GRPO_KERNELS_LINKED
 #include "cuda_ops.h"
@@ -198,9 +200,22 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   // repeat_kv), so the `groups` query heads of one kv head are stacked along time,
   // (B, Hq, T, D) -> (B, Hkv, groups * T, D), and multiply that kv head's keys directly.
   const at::Tensor qg = q.reshape({batch, hkv, groups * t, d});
+  // LibTorch's CPU batched product multiplies its (B * Hkv) matrices one at a time, with views
+  // and a dispatch per matrix: for small ones (decode steps above all) that overhead is most of
+  // the time. There, a broadcast multiply and a sum over the shared dimension do the same
+  // products in two vectorised passes (their temporary holds groups * T * S * D values per
+  // (batch, kv head), so this is for small matrices only). Without gradients only: the
+  // backward of the broadcast form costs more than the batched product's (measured: the update
+  // phase got slower). Not under autocast, where matmul would run in the autocast dtype.
+  constexpr int64_t kBroadcastMaxElements = 16384;
+  const bool broadcast = q.device().is_cpu() && !compat::autocast_enabled(at::kCPU) &&
+                         !(at::GradMode::is_enabled() &&
+                           (q.requires_grad() || k.requires_grad() || v.requires_grad())) &&
+                         groups * t * s * std::max(d, dv) <= kBroadcastMaxElements;
   // In place on the fresh product (neither matmul's nor mul_'s backward needs its values).
-  at::Tensor scores =
-      at::matmul(qg, k.transpose(-1, -2)).mul_(scale).view({batch, hq, t, s});  // (B, Hq, T, S)
+  at::Tensor scores = broadcast ? (qg.unsqueeze(3) * k.unsqueeze(2)).sum(-1)  // (B, Hkv, gT, S)
+                                : at::matmul(qg, k.transpose(-1, -2));
+  scores = scores.mul_(scale).view({batch, hq, t, s});  // (B, Hq, T, S)
   const at::Tensor qpos = at::arange(s - t, s, q.options().dtype(at::kLong)).unsqueeze(1);
   const at::Tensor kpos = at::arange(0, s, q.options().dtype(at::kLong)).unsqueeze(0);
   at::Tensor allowed = (kpos <= qpos).view({1, 1, t, s});  // (1, 1, T, S)
@@ -216,7 +231,9 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   // fp32 softmax for half types (as HF's eager attention); doubles stay double for tests.
   const at::ScalarType softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor probs = at::softmax(scores, -1, softmax_dtype).to(scores.scalar_type());
-  return at::matmul(probs.view({batch, hkv, groups * t, s}), v)  // (B, Hkv, groups * T, Dv)
+  const at::Tensor pg = probs.view({batch, hkv, groups * t, s});
+  return (broadcast ? (pg.unsqueeze(-1) * v.unsqueeze(2)).sum(-2)  // (B, Hkv, groups * T, Dv)
+                    : at::matmul(pg, v))
       .view({batch, hq, t, dv});
 }
 

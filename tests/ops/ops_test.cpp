@@ -99,7 +99,12 @@ TEST(Ops, AttentionMatchesLoopWithGqaOffsetAndMask) {
   at::Tensor mask = at::ones({b, s}, at::kBool);
   mask[1][0] = false;  // left padding in the second sequence
   const double scale = 0.5;
-  const at::Tensor out = ops::causal_attention(q, k, v, scale, mask);
+  // Without gradients these small matrices take the broadcast form on the CPU, with them the
+  // batched product (dense.cpp): both must equal the loop.
+  const at::Tensor broadcast_out = ops::causal_attention(q, k, v, scale, mask);
+  const at::Tensor out =
+      ops::causal_attention(q.clone().set_requires_grad(true), k, v, scale, mask).detach();
+  EXPECT_TRUE(at::allclose(broadcast_out, out, 1e-12, 1e-12));
   for (int64_t bi = 0; bi < b; ++bi) {
     for (int64_t h = 0; h < hq; ++h) {
       const int64_t g = h / (hq / hkv);
