@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU check (docs/kernels.md): configure and build against the installed PyTorch,
 # run the `gpu` tests (kernels vs the ATen reference), then `grpo bench kernels`. Outputs go to
-# $OUT (or ./gpu_check_out). Meant to finish in under ~8 minutes on a 16-core GPU host.
+# $OUT (or ./gpu_check_out). Meant to finish in under ~8 minutes on a 16-core GPU host; with
+# GRPO_GPU_RECIPE set, a training recipe then uses the time left (see the end).
 # The test binary is built and run before the CLI (the larger build), so the test result is in
 # even when the bench's build or run runs out of time. Exit status 0 only when every gpu test
 # ran (none skipped) and passed and the bench ran. The C++ dependencies (spdlog, yaml-cpp, ...)
@@ -172,6 +173,32 @@ else
   echo "build of grpo failed: $out/build_cli.log"
   grep -m 20 -E "error|FAILED" "$out/build_cli.log"
   status=1
+fi
+# Optional, with the time left: a training recipe on the GPU (GRPO_GPU_RECIPE=a config, e.g.
+# configs/countdown_tiny_gpu.yaml), stopped with SIGINT (a clean stop: the run writes its last
+# checkpoint) at GRPO_GPU_DEADLINE seconds after the start (default 570, under the device
+# tool's 600 s a command). Its metrics, samples, log and curves land in $out/recipe/; the run
+# itself (checkpoints) stays in runs/gpu_recipe. Its status does not change the check's.
+recipe="${GRPO_GPU_RECIPE:-}"
+if [[ -n "$recipe" && -x "$build/grpo" ]]; then
+  left=$((${GRPO_GPU_DEADLINE:-570} - $(elapsed)))
+  if ((left > 30)); then
+    stamp "recipe $recipe for at most $left s"
+    mkdir -p "$out/recipe"
+    rm -rf runs/gpu_recipe
+    timeout --signal=INT --kill-after=20 "$left" "${run_env[@]}" "$build/grpo" train \
+      --config "$recipe" --run-dir runs/gpu_recipe > "$out/recipe/train.log" 2>&1
+    stamp "recipe stopped (exit $?)"
+    for f in metrics.jsonl samples.jsonl sft/metrics.jsonl; do
+      [[ -f "runs/gpu_recipe/$f" ]] && cp "runs/gpu_recipe/$f" "$out/recipe/${f//\//_}"
+    done
+    tail -5 "$out/recipe/train.log"
+    [[ -f runs/gpu_recipe/metrics.jsonl ]] &&
+      "$python" scripts/plot_curves.py runs/gpu_recipe --out "$out/recipe/curves.png" \
+        > "$out/recipe/plot.log" 2>&1
+  else
+    stamp "no time left for the recipe ($left s)"
+  fi
 fi
 stamp "done, status $status"
 exit $status
