@@ -87,13 +87,19 @@ std::vector<std::string> split_sentences(const std::string& think) {
   return out;
 }
 
-TEST(CountdownSearch, EverySolutionSearchesHonestly) {
+// The easy preset in the search form, intermediates up to 30.
+CountdownTaskOptions search_options(int max_number, double give_up_rate, int max_trials) {
   CountdownTaskOptions o = countdown_preset(Difficulty::easy);
   o.search = true;
-  o.max_number = 9;
+  o.max_number = max_number;
   o.max_value = 30;
-  o.max_trials = 6;
-  o.give_up_rate = 0.3;
+  o.give_up_rate = give_up_rate;
+  o.max_trials = max_trials;
+  return o;
+}
+
+TEST(CountdownSearch, EverySolutionSearchesHonestly) {
+  CountdownTaskOptions o = search_options(9, 0.3, 6);
   o.style.direct_rate = 0.4;
   CountdownOptions strict;
   strict.use_all_numbers = true;
@@ -197,12 +203,7 @@ TEST(CountdownSearch, EverySolutionSearchesHonestly) {
 
 TEST(CountdownSearch, NoGivingUpFindsTheTargetWithinTheList) {
   // give_up_rate 0 and a budget above the number of trials: every solution ends in "found".
-  CountdownTaskOptions o = countdown_preset(Difficulty::easy);
-  o.search = true;
-  o.max_number = 6;
-  o.max_value = 30;
-  o.give_up_rate = 0.0;
-  o.max_trials = 64;
+  const CountdownTaskOptions o = search_options(6, 0.0, 64);
   CountdownOptions strict;
   strict.use_all_numbers = true;
   for (uint64_t i = 0; i < 100; ++i) {
