@@ -14,7 +14,6 @@
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/model/checkpoint.h"
-#include "grpo/ops/token_logprobs.h"
 #include "grpo/text/sentencepiece_train.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/device.h"
@@ -22,6 +21,7 @@
 #include "grpo/train/optimizer.h"
 #include "grpo/train/run_sinks.h"
 #include "grpo/train/stop_signal.h"
+#include "grpo/train/train_batch.h"
 
 namespace grpo::train {
 namespace {
@@ -211,22 +211,14 @@ SftBatch make_sft_batch(const std::vector<SftExample>& examples) {
 }
 
 SftLoss sft_loss(model::CausalLM& model, const SftBatch& batch) {
-  const int64_t length = batch.input_ids.size(1);
   // Right padding under causal attention: real tokens never see the padding, so the
   // attention mask is not needed; only the counted targets are projected onto the vocabulary.
-  model::ForwardOptions options;
-  options.hidden_only = true;
-  const at::Tensor hidden = model->forward(batch.input_ids, options).hidden;  // (N, L, H)
-  // Position (i, t) of the (N, L-1) loss mask is hidden row i * L + t, target ids[i, t + 1].
-  const at::Tensor where = batch.loss_mask.nonzero();
-  const at::Tensor rows = where.select(1, 0) * length + where.select(1, 1);
-  const auto picked = ops::token_logprobs(
-      hidden.reshape({-1, hidden.size(-1)}).index_select(0, rows), model->output_embedding(),
-      batch.input_ids.reshape({-1}).index_select(0, rows + 1), 1.0, false);
+  const auto picked =
+      next_token_logprobs(model, batch.input_ids, at::Tensor(), batch.loss_mask, 1.0, false);
   SftLoss out;
-  out.loss_sum = -picked.logprobs.sum();
-  out.tokens = static_cast<double>(rows.size(0));
-  out.correct = picked.top.sum().item<double>();
+  out.loss_sum = -picked.values.logprobs.sum();
+  out.tokens = static_cast<double>(picked.positions.size(0));
+  out.correct = picked.values.top.sum().item<double>();
   return out;
 }
 

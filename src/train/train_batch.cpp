@@ -4,7 +4,6 @@
 #include <algorithm>
 
 #include "grpo/core/error.h"
-#include "grpo/ops/token_logprobs.h"
 
 namespace grpo::train {
 
@@ -102,32 +101,41 @@ TrainBatch TrainBatch::to(const at::Device& device) const {
   return out;
 }
 
+PickedLogprobs next_token_logprobs(model::CausalLM& model, const at::Tensor& input_ids,
+                                   const at::Tensor& attention_mask, const at::Tensor& mask,
+                                   double temperature, bool with_entropy) {
+  const int64_t length = input_ids.size(1);
+  model::ForwardOptions options;
+  options.attention_mask = attention_mask;
+  options.hidden_only = true;
+  const at::Tensor hidden = model->forward(input_ids, options).hidden;  // (N, L, H)
+  // Position (i, t) of the (N, L-1) mask is hidden row i * L + t and predicts input_ids[i, t + 1].
+  const at::Tensor where = mask.nonzero();  // (R, 2)
+  const at::Tensor row = where.select(1, 0), col = where.select(1, 1);
+  const at::Tensor hidden_rows = row * length + col;
+  PickedLogprobs out;
+  out.values = ops::token_logprobs(
+      hidden.reshape({-1, hidden.size(-1)}).index_select(0, hidden_rows), model->output_embedding(),
+      input_ids.reshape({-1}).index_select(0, hidden_rows + 1), temperature, with_entropy);
+  out.positions = row * (length - 1) + col;
+  return out;
+}
+
 TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, double temperature,
                            bool with_entropy) {
   const int64_t n = batch.size(), length = batch.input_ids.size(1);
-  model::ForwardOptions options;
-  options.attention_mask = batch.attention_mask;
-  options.hidden_only = true;
-  const at::Tensor hidden = model->forward(batch.input_ids, options).hidden;  // (N, L, H)
   // Only the completion positions are projected onto the vocabulary: prompt and padding rows
-  // never reach the loss. Position (i, t) of the (N, L-1) outputs is hidden row i * L + t and
-  // predicts input_ids[i, t + 1].
-  const at::Tensor where = batch.response_mask.nonzero();  // (R, 2)
-  const at::Tensor row = where.select(1, 0), col = where.select(1, 1);
-  const at::Tensor hidden_rows = row * length + col;
-  const at::Tensor targets = batch.input_ids.reshape({-1}).index_select(0, hidden_rows + 1);
-  const auto picked =
-      ops::token_logprobs(hidden.reshape({-1, hidden.size(-1)}).index_select(0, hidden_rows),
-                          model->output_embedding(), targets, temperature, with_entropy);
-  const at::Tensor out_rows = row * (length - 1) + col;
+  // never reach the loss.
+  const auto picked = next_token_logprobs(model, batch.input_ids, batch.attention_mask,
+                                          batch.response_mask, temperature, with_entropy);
   const auto scatter = [&](const at::Tensor& values) {
     return at::zeros({n * (length - 1)}, values.options())
-        .index_copy(0, out_rows, values)
+        .index_copy(0, picked.positions, values)
         .view({n, length - 1});
   };
   TokenOutputs out;
-  out.logprobs = scatter(picked.logprobs);
-  if (with_entropy) out.entropy = scatter(picked.entropy);
+  out.logprobs = scatter(picked.values.logprobs);
+  if (with_entropy) out.entropy = scatter(picked.values.entropy);
   return out;
 }
 

@@ -62,6 +62,18 @@ class ModelTest : public ::testing::Test {
   fs::path dir_;
 };
 
+// A from-scratch qwen2 of vocabulary 64, hidden 32, 4 query and 2 key/value heads.
+gm::ModelArch tiny_qwen2() {
+  grpo::config::ModelArchitecture arch;
+  arch.model_type = "qwen2";
+  arch.vocab_size = 64;
+  arch.hidden_size = 32;
+  arch.intermediate_size = 48;
+  arch.num_attention_heads = 4;
+  arch.num_key_value_heads = 2;
+  return gm::arch_from_config(arch, 0);
+}
+
 }  // namespace
 
 TEST_F(ModelTest, RejectsUnsupportedConfigs) {
@@ -124,14 +136,7 @@ TEST_F(ModelTest, CorruptWeightsFileNamesIt) {
 }
 
 TEST_F(ModelTest, RandomInitIsDeterministicInTheSeed) {
-  grpo::config::ModelArchitecture arch;
-  arch.model_type = "qwen2";
-  arch.vocab_size = 64;
-  arch.hidden_size = 32;
-  arch.intermediate_size = 48;
-  arch.num_attention_heads = 4;
-  arch.num_key_value_heads = 2;
-  const gm::ModelArch a = gm::arch_from_config(arch, 0);
+  const gm::ModelArch a = tiny_qwen2();
   gm::CausalLM m1 = gm::random_model(a, 7, at::kFloat);
   gm::CausalLM m2 = gm::random_model(a, 7, at::kFloat);
   gm::CausalLM m3 = gm::random_model(a, 8, at::kFloat);
@@ -155,14 +160,7 @@ TEST_F(ModelTest, RandomInitIsDeterministicInTheSeed) {
 }
 
 TEST_F(ModelTest, LogitsToKeepIsTheTailOfTheFullLogits) {
-  grpo::config::ModelArchitecture arch;
-  arch.model_type = "qwen2";
-  arch.vocab_size = 64;
-  arch.hidden_size = 32;
-  arch.intermediate_size = 48;
-  arch.num_attention_heads = 4;
-  arch.num_key_value_heads = 2;
-  gm::CausalLM m = gm::random_model(gm::arch_from_config(arch, 0), 3, at::kFloat);
+  gm::CausalLM m = gm::random_model(tiny_qwen2(), 3, at::kFloat);
   const at::Tensor ids = at::randint(0, 64, {2, 6}, at::kLong);
   torch::NoGradGuard no_grad;
   const gm::ForwardOutput full = m->forward(ids);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "grpo/model/modules.h"
+#include "grpo/ops/token_logprobs.h"
 #include "grpo/rollout/engine.h"
 
 namespace grpo::train {
@@ -39,6 +40,17 @@ std::vector<std::vector<int64_t>> length_sorted_micro_batches(const TrainBatch& 
 // rollouts in the order of `advantages` (N). Rows with an empty completion keep a zero mask.
 TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
                             const at::Tensor& advantages);
+
+// Log-probs (and entropy) of the next tokens input_ids[i, t + 1] at the positions where `mask`
+// (N, L-1) is non-zero, from one forward of `model` (attention_mask may be undefined) that
+// projects only those hidden rows onto the vocabulary (ops::token_logprobs).
+struct PickedLogprobs {
+  ops::TokenLogprobs values;  // (R) each, in the row-major order of the mask's non-zeros
+  at::Tensor positions;       // (R) int64: flat index i * (L-1) + t of each picked entry
+};
+PickedLogprobs next_token_logprobs(model::CausalLM& model, const at::Tensor& input_ids,
+                                   const at::Tensor& attention_mask, const at::Tensor& mask,
+                                   double temperature, bool with_entropy);
 
 // Both (N, L-1) float32, set where batch.response_mask is 1 and 0 elsewhere.
 struct TokenOutputs {
