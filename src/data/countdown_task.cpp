@@ -72,6 +72,7 @@ std::string countdown_solution(const CountdownProblem& p, const ExprTree& tree,
 struct ChainSearch {
   const std::vector<int64_t>& numbers;
   int64_t max_value;
+  bool in_order = false;  // only the chains that take the numbers in the order given
   std::vector<CountdownTrial> trials;
   std::vector<int64_t> partial_values;  // results of chains over fewer than all numbers
   std::vector<std::string> seen;        // expressions already listed (equal numbers repeat)
@@ -87,6 +88,7 @@ struct ChainSearch {
     if (used != 0) partial_values.push_back(at.value);
     for (size_t i = 0; i < n; ++i) {
       if (used & (1u << i)) continue;
+      if (in_order && i > 0 && !(used & (1u << (i - 1)))) continue;  // the next number only
       const int64_t x = at.value;
       const int64_t m = numbers[i];
       for (char op : std::string("+-*r")) {
@@ -120,11 +122,12 @@ struct ChainSearch {
     for (size_t i = 0; i < n; ++i) {
       for (size_t j = 0; j < n; ++j) {
         if (i == j) continue;
+        if (in_order && i + j != 1) continue;  // the first two numbers
         const int64_t a = numbers[i];
         const int64_t b = numbers[j];
         for (char op : std::string("+-*")) {
-          // + and * once, smaller number first; - with the larger first.
-          if ((op == '-') != (a > b)) continue;
+          // + and * once: smaller number first, or in order; - with the larger first.
+          if (op == '-' ? a <= b : (in_order ? i > j : a > b)) continue;
           const int64_t x = op == '+' ? a + b : op == '-' ? a - b : a * b;
           if (x <= 0 || x > max_value) continue;
           CountdownTrial first;
@@ -192,12 +195,15 @@ TaskItem make_search_countdown(const CountdownTaskOptions& o, Rng& rng) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     CountdownProblem p;
     for (int i = 0; i < o.count; ++i) p.numbers.push_back(rng.between(o.min_number, o.max_number));
-    ChainSearch search{p.numbers, o.max_value, {}, {}, {}};
-    search.run();
-    std::vector<size_t> targets;  // trials whose value needs every number
+    ChainSearch all{p.numbers, o.max_value, false, {}, {}, {}};
+    all.run();
+    ChainSearch ordered{p.numbers, o.max_value, true, {}, {}, {}};
+    if (o.in_order) ordered.run();
+    const ChainSearch& search = o.in_order ? ordered : all;
+    std::vector<size_t> targets;  // trials whose value needs every number (in any order)
     for (size_t i = 0; i < search.trials.size(); ++i) {
       const int64_t v = search.trials[i].value;
-      const auto& pv = search.partial_values;
+      const auto& pv = all.partial_values;
       if (v > o.max_target || std::find(p.numbers.begin(), p.numbers.end(), v) != p.numbers.end() ||
           std::find(pv.begin(), pv.end(), v) != pv.end())
         continue;
@@ -222,10 +228,10 @@ TaskItem make_search_countdown(const CountdownTaskOptions& o, Rng& rng) {
 }  // namespace
 
 std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& numbers,
-                                                   int64_t max_value) {
+                                                   int64_t max_value, bool in_order) {
   GRPO_CHECK_KIND(config, numbers.size() >= 2 && numbers.size() <= 8,
                   "countdown search: needs 2 to 8 numbers, got ", numbers.size());
-  ChainSearch search{numbers, max_value, {}, {}, {}};
+  ChainSearch search{numbers, max_value, in_order, {}, {}, {}};
   search.run();
   return search.trials;
 }

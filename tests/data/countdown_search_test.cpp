@@ -50,6 +50,21 @@ TEST(CountdownSearch, TrialsOfThreeNumbersUnderACap) {
   }
 }
 
+TEST(CountdownSearch, TrialsInTheOrderGiven) {
+  // [3, 2, 4] in order, every intermediate in 1..6, by hand: first steps 3 + 2 = 5, 3 * 2 = 6
+  // (written in the order given, not smaller first) and 3 - 2 = 1; then 4 by +, -, * or
+  // "4 - x": 5 - 4, 6 - 4, 1 + 4, 1 * 4, 4 - 1 (the rest exceed 6 or are not positive).
+  const std::map<std::string, int64_t> want{{"(3 + 2) - 4", 1},
+                                            {"(3 * 2) - 4", 2},
+                                            {"(3 - 2) + 4", 5},
+                                            {"(3 - 2) * 4", 4},
+                                            {"4 - (3 - 2)", 3}};
+  EXPECT_EQ(by_expression(countdown_chain_trials({3, 2, 4}, 6, true)), want);
+  // The first two in increasing order: - still writes the larger first.
+  const std::map<std::string, int64_t> two{{"2 + 3", 5}, {"2 * 3", 6}, {"3 - 2", 1}};
+  EXPECT_EQ(by_expression(countdown_chain_trials({2, 3}, 50, true)), two);
+}
+
 TEST(CountdownSearch, EqualNumbersGiveEachTrialOnce) {
   // [5, 5]: 5 + 5 and 5 * 5 (5 - 5 = 0 is not positive), once each.
   const std::map<std::string, int64_t> want{{"5 + 5", 10}, {"5 * 5", 25}};
@@ -210,6 +225,38 @@ TEST(CountdownSearch, NoGivingUpFindsTheTargetWithinTheList) {
     const TaskItem item = make_countdown(o, 5, i);
     EXPECT_NE(item.response.find(", found. </think>"), std::string::npos) << item.response;
     EXPECT_EQ(score_countdown(item.response, item.answer, strict).verdict, "correct");
+  }
+}
+
+TEST(CountdownSearch, InOrderTrialsAndTargetsThatNeedEveryNumber) {
+  // in_order: the hidden solution and every trial are chains in the order given, and with no
+  // giving up every solution finds the target; the target is none of the numbers and no chain
+  // over two of them (in any order) reaches it.
+  CountdownTaskOptions o = search_options(9, 0.0, 64);
+  o.in_order = true;
+  CountdownOptions strict;
+  strict.use_all_numbers = true;
+  for (uint64_t i = 0; i < 200; ++i) {
+    const TaskItem item = make_countdown(o, 7, i);
+    const auto p = CountdownProblem::parse_spec(item.answer);
+    ASSERT_EQ(p.numbers.size(), 3u);
+    const auto ordered = by_expression(countdown_chain_trials(p.numbers, o.max_value, true));
+    EXPECT_EQ(ordered.count(item.extra["solution"].get<std::string>()), 1u) << item.response;
+    EXPECT_EQ(std::count(p.numbers.begin(), p.numbers.end(), p.target), 0);
+    for (size_t a = 0; a < 3; ++a) {
+      for (size_t b = a + 1; b < 3; ++b) {
+        for (const auto& t : countdown_chain_trials({p.numbers[a], p.numbers[b]}, o.max_value)) {
+          EXPECT_NE(t.value, p.target) << t.expression << " in " << item.response;
+        }
+      }
+    }
+    const std::string& r = item.response;
+    for (size_t at = r.find("Try "); at != std::string::npos; at = r.find("Try ", at + 4)) {
+      const std::string named = r.substr(at + 4, r.find(": ", at) - at - 4);
+      EXPECT_EQ(ordered.count(named), 1u) << named << " in " << r;
+    }
+    EXPECT_NE(r.find(", found. </think>"), std::string::npos) << r;
+    EXPECT_EQ(score_countdown(r, item.answer, strict).verdict, "correct") << r;
   }
 }
 

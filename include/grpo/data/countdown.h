@@ -75,6 +75,7 @@ struct CountdownTaskOptions {
   double give_up_rate = 0.5;  // search: after each failed trial, chance of giving up
   int max_trials = 8;         // search: trials at most before giving up
   int max_value = 50;         // search: bound on every intermediate result of a trial
+  bool in_order = false;      // search: trials take the numbers in the order given
 
   template <class V>
   void visit(V& v) {
@@ -88,6 +89,7 @@ struct CountdownTaskOptions {
     v("give_up_rate", give_up_rate, config::in_range(0.0, 1.0));
     v("max_trials", max_trials, config::in_range(1, 64));
     v("max_value", max_value, config::at_least(2));
+    v("in_order", in_order);
   }
 };
 
@@ -104,9 +106,11 @@ struct CountdownTrial {
 
 // Every distinct chain trial over all of `numbers` (the first step writes + and * with the
 // smaller number first and - with the larger first; later steps may also subtract the running
-// result from the next number), in a fixed order.
+// result from the next number), in a fixed order. `in_order`: only the chains that take the
+// numbers in the order given (the first step joins the first two, + and * written in that order,
+// - still with the larger first; each later step takes the next number).
 std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& numbers,
-                                                   int64_t max_value);
+                                                   int64_t max_value, bool in_order = false);
 
 // A trial as search text: "Try (7 + 9) + 10: 7 + 9 = 16. 16 + 10 = 26. Check: 26 is 26,
 // found." or "... Check: 26 is not 25." (the expression first, so that the answer copies it).
