@@ -57,6 +57,9 @@ void row(const char* what, const char* impl, double ms, double flops, double byt
   std::printf("\n");
 }
 
+// The kernels whether or not `auto` takes them yet (ops::kCudaKernelsVerified).
+constexpr auto kAll = ops::KernelPolicy::all;
+
 void run(const BenchKernelsOptions& o) {
   GRPO_CHECK_KIND(usage, torch::cuda::is_available(), "grpo bench kernels needs a CUDA device");
   const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
@@ -69,8 +72,8 @@ void run(const BenchKernelsOptions& o) {
     const at::Tensor kx = k.repeat_interleave(g, 1), vx = v.repeat_interleave(g, 1);
     const double flops = 4.0 * o.batch * o.heads * o.seq * o.seq * o.head_dim / 2;  // causal
     torch::NoGradGuard no_grad;
-    row("attention fwd", "grpo", time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale); }),
-        flops, 0);
+    row("attention fwd", "grpo",
+        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale, {}, kAll); }), flops, 0);
     row("attention fwd", "sdpa",
         time_ms(o.repeat, [&] { at::scaled_dot_product_attention(q, kx, vx, {}, 0.0, true); }),
         flops, 0);
@@ -82,7 +85,8 @@ void run(const BenchKernelsOptions& o) {
     const at::Tensor dout = at::randn({o.batch, o.heads, o.seq, o.head_dim}, bf16);
     const double flops = 3.5 * 4.0 * o.batch * o.heads * o.seq * o.seq * o.head_dim / 2;
     row("attention fwd+bwd", "grpo",
-        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale).backward(dout); }), flops, 0);
+        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale, {}, kAll).backward(dout); }),
+        flops, 0);
     row("attention fwd+bwd", "sdpa",
         time_ms(o.repeat,
                 [&] {
@@ -100,7 +104,7 @@ void run(const BenchKernelsOptions& o) {
     const at::Tensor kx = k.repeat_interleave(g, 1), vx = v.repeat_interleave(g, 1);
     const double bytes = 2.0 * k.numel() * 2;
     row("decode attention", "grpo",
-        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale); }), 0, bytes);
+        time_ms(o.repeat, [&] { ops::causal_attention(q, k, v, scale, {}, kAll); }), 0, bytes);
     row("decode attention", "sdpa",
         time_ms(o.repeat, [&] { at::scaled_dot_product_attention(q, kx, vx, {}, 0.0, false); }), 0,
         bytes);
@@ -112,9 +116,9 @@ void run(const BenchKernelsOptions& o) {
     ops::RouterParams p;
     p.top_k = o.top_k;
     p.renormalize = true;
-    for (const auto policy : {ops::KernelPolicy::automatic, ops::KernelPolicy::reference}) {
+    for (const auto policy : {kAll, ops::KernelPolicy::reference}) {
       p.kernels = policy;
-      row("gating + permutation", policy == ops::KernelPolicy::automatic ? "grpo" : "reference",
+      row("gating + permutation", policy == kAll ? "grpo" : "reference",
           time_ms(o.repeat,
                   [&] {
                     const ops::Routing r = ops::route(logits, p);
@@ -133,9 +137,7 @@ void run(const BenchKernelsOptions& o) {
     for (int64_t e = 0; e <= o.experts; ++e) offsets.push_back(rows * e / o.experts);
     const double flops = 2.0 * rows * o.hidden * o.expert_dim;
     row("grouped GEMM", "grpo",
-        time_ms(o.repeat,
-                [&] { ops::grouped_linear(x, offsets, w, ops::KernelPolicy::automatic); }),
-        flops, 0);
+        time_ms(o.repeat, [&] { ops::grouped_linear(x, offsets, w, kAll); }), flops, 0);
     row("grouped GEMM", "loop",
         time_ms(o.repeat,
                 [&] { ops::grouped_linear(x, offsets, w, ops::KernelPolicy::reference); }),

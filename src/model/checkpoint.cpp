@@ -199,14 +199,23 @@ CausalLM random_model(const ModelArch& arch, uint64_t seed, at::ScalarType dtype
   return model;
 }
 
+ops::KernelPolicy kernel_policy(config::KernelChoice choice) {
+  switch (choice) {
+    case config::KernelChoice::all:
+      return ops::KernelPolicy::all;
+    case config::KernelChoice::reference:
+      return ops::KernelPolicy::reference;
+    default:
+      return ops::KernelPolicy::automatic;
+  }
+}
+
 CausalLM build_model(const config::ModelConfig& c, int64_t vocab_size) {
   const at::ScalarType dtype = to_scalar_type(c.dtype);
   GRPO_CHECK_KIND(config, c.init != config::ModelInit::sft || !c.path.empty(),
                   "model.init is sft but model.path is empty: the base model's SFT stage has not "
                   "run (grpo train and grpo sft run it first)");
-  const ops::KernelPolicy kernels = c.kernels == config::KernelChoice::reference
-                                        ? ops::KernelPolicy::reference
-                                        : ops::KernelPolicy::automatic;
+  const ops::KernelPolicy kernels = kernel_policy(c.kernels);
   if (c.init != config::ModelInit::random) return load_hf(c.path, dtype, kernels);
   ModelArch arch = arch_from_config(c.architecture, vocab_size);
   arch.kernels = kernels;

@@ -53,11 +53,14 @@ EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim) {
 
 at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps, ops::KernelPolicy kernels)
+    : eps_(eps), kernels_(kernels) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return ops::rms_norm(x, weight_, eps_); }
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  return ops::rms_norm(x, weight_, eps_, kernels_);
+}
 
 MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate, bool bias, const std::string& gate_name,
                  const std::string& up_name, const std::string& down_name) {
@@ -95,8 +98,8 @@ AttentionImpl::AttentionImpl(const ModelArch& a, int64_t layer)
   v_proj_ = register_module("v_proj", Linear(h, num_kv_heads_ * head_dim_, a.qkv_bias));
   o_proj_ = register_module("o_proj", Linear(num_heads_ * head_dim_, h, a.o_bias));
   if (a.qk_norm) {
-    q_norm_ = register_module("q_norm", RMSNorm(head_dim_, a.rms_norm_eps));
-    k_norm_ = register_module("k_norm", RMSNorm(head_dim_, a.rms_norm_eps));
+    q_norm_ = register_module("q_norm", RMSNorm(head_dim_, a.rms_norm_eps, a.kernels));
+    k_norm_ = register_module("k_norm", RMSNorm(head_dim_, a.rms_norm_eps, a.kernels));
   }
 }
 
@@ -111,8 +114,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     q = q_norm_(q);
     k = k_norm_(k);
   }
-  q = ops::apply_rope(q.transpose(1, 2), cos, sin);                    // (B, Hq, T, D)
-  k = ops::apply_rope(k.transpose(1, 2), cos, sin);                    // (B, Hkv, T, D)
+  q = ops::apply_rope(q.transpose(1, 2), cos, sin, kernels_);          // (B, Hq, T, D)
+  k = ops::apply_rope(k.transpose(1, 2), cos, sin, kernels_);          // (B, Hkv, T, D)
   if (cache != nullptr) std::tie(k, v) = cache->append(layer_, k, v);  // (B, Hkv, S, D)
   const at::Tensor out =
       ops::causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)), key_mask,
@@ -121,10 +124,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelArch& a, int64_t layer) {
-  input_layernorm_ = register_module("input_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps));
+  input_layernorm_ =
+      register_module("input_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.kernels));
   self_attn_ = register_module("self_attn", Attention(a, layer));
-  post_attention_layernorm_ =
-      register_module("post_attention_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps));
+  post_attention_layernorm_ = register_module("post_attention_layernorm",
+                                              RMSNorm(a.hidden_size, a.rms_norm_eps, a.kernels));
   if (a.is_moe_layer(layer)) {
     moe_ = register_module(a.moe_module_name, MoeBlock(a));
   } else {
@@ -144,7 +148,7 @@ DecoderImpl::DecoderImpl(const ModelArch& a) {
   embed_tokens = register_module("embed_tokens", Embedding(a.vocab_size, a.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < a.num_layers; ++i) layers->push_back(DecoderLayer(a, i));
-  norm = register_module("norm", RMSNorm(a.hidden_size, a.rms_norm_eps));
+  norm = register_module("norm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.kernels));
 }
 
 CausalLMImpl::CausalLMImpl(ModelArch arch) : arch_(std::move(arch)) {

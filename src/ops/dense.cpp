@@ -17,12 +17,17 @@
 #if GRPO_KERNELS_LINKED
 #include "cuda_ops.h"
 #endif
+#include "cpu_ops.h"
 
 namespace grpo::ops {
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps,
+                    KernelPolicy policy) {
   GRPO_CHECK(x.size(-1) == weight.size(0), "rms_norm: hidden size ", x.size(-1), " but weight has ",
              weight.size(0));
+  if (policy != KernelPolicy::reference && cpu::rms_norm_supported(x, weight)) {
+    return cpu::rms_norm(x, weight, eps);
+  }
   const at::Tensor xf = x.to(at::kFloat);
   const at::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
@@ -137,7 +142,11 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeTable& table, const at:
           (emb.sin() * table.attention_scaling).to(dtype)};
 }
 
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                      KernelPolicy policy) {
+  if (policy != KernelPolicy::reference && cpu::rope_supported(x, cos, sin)) {
+    return cpu::apply_rope(x, cos, sin);
+  }
   const int64_t half = x.size(-1) / 2;
   const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   const at::Tensor c = cos.unsqueeze(1);  // (B, 1, T, D): broadcast over heads
@@ -163,6 +172,7 @@ double lowest_finite(at::ScalarType dtype) {
 }  // namespace
 
 bool kernels_linked() { return GRPO_KERNELS_LINKED; }
+bool cpu_attention_linked() { return GRPO_CPU_ATTENTION; }
 
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
@@ -180,13 +190,6 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             double scale, const at::Tensor& key_mask, KernelPolicy policy) {
-#if GRPO_KERNELS_LINKED
-  if (policy == KernelPolicy::automatic && cuda::attention_supported(q, k, v, key_mask)) {
-    return cuda::causal_attention(q, k, v, scale, key_mask);
-  }
-#else
-  (void)policy;
-#endif
   GRPO_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
              "attention: q, k, v must be (B, H, T, D)");
   const int64_t batch = q.size(0), hq = q.size(1), t = q.size(2);
@@ -194,6 +197,24 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   GRPO_CHECK(hkv > 0 && hq % hkv == 0, "attention: ", hq, " query heads not a multiple of ", hkv,
              " key/value heads");
   GRPO_CHECK(s >= t, "attention: ", t, " queries but only ", s, " keys");
+  GRPO_CHECK(k.size(0) == batch && v.size(0) == batch && v.size(1) == hkv && v.size(2) == s &&
+                 k.size(3) == q.size(3),
+             "attention: q ", q.sizes(), ", k ", k.sizes(), " and v ", v.sizes(), " do not match");
+  if (key_mask.defined()) {
+    GRPO_CHECK(key_mask.dim() == 2 && key_mask.size(0) == batch && key_mask.size(1) == s,
+               "attention: key_mask must be (", batch, ", ", s, "), got ", key_mask.sizes());
+  }
+#if GRPO_KERNELS_LINKED
+  if (cuda_kernels_enabled(policy) && cuda::attention_supported(q, k, v, key_mask)) {
+    return cuda::causal_attention(q, k, v, scale, key_mask);
+  }
+#endif
+#if GRPO_CPU_ATTENTION
+  if (policy != KernelPolicy::reference && cpu::attention_supported(q, k, v)) {
+    return cpu::causal_attention(q, k, v, scale, key_mask);
+  }
+#endif
+  (void)policy;
   const int64_t groups = hq / hkv;
   const int64_t d = q.size(3), dv = v.size(3);
   // Grouped query heads without repeating K/V: query head h reads kv head h / groups (as HF's
@@ -220,8 +241,6 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const at::Tensor kpos = at::arange(0, s, q.options().dtype(at::kLong)).unsqueeze(0);
   at::Tensor allowed = (kpos <= qpos).view({1, 1, t, s});  // (1, 1, T, S)
   if (key_mask.defined()) {
-    GRPO_CHECK(key_mask.dim() == 2 && key_mask.size(0) == batch && key_mask.size(1) == s,
-               "attention: key_mask must be (", batch, ", ", s, "), got ", key_mask.sizes());
     allowed = allowed.logical_and(key_mask.to(at::kBool).view({batch, 1, 1, s}));
   }
   // The dtype's lowest finite value rather than -inf: fully masked rows stay finite. The scores'

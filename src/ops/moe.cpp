@@ -27,7 +27,7 @@ Routing route(const at::Tensor& logits, const RouterParams& p, const at::Tensor&
   const int64_t n = logits.size(0), e = logits.size(1);
   GRPO_CHECK(p.top_k >= 1 && p.top_k <= e, "route: top_k ", p.top_k, " not in [1, ", e, "]");
 #if GRPO_KERNELS_LINKED
-  if (p.kernels == KernelPolicy::automatic && cuda::route_supported(logits, p)) {
+  if (cuda_kernels_enabled(p.kernels) && cuda::route_supported(logits, p)) {
     return cuda::route(logits, p, correction_bias);
   }
 #endif
@@ -65,7 +65,7 @@ Routing route(const at::Tensor& logits, const RouterParams& p, const at::Tensor&
 
 Dispatch dispatch(const at::Tensor& experts, int64_t num_experts, KernelPolicy policy) {
 #if GRPO_KERNELS_LINKED
-  if (policy == KernelPolicy::automatic && cuda::dispatch_supported(experts, num_experts)) {
+  if (cuda_kernels_enabled(policy) && cuda::dispatch_supported(experts, num_experts)) {
     return cuda::dispatch(experts, num_experts);
   }
 #else
@@ -103,7 +103,7 @@ at::Tensor grouped_linear(const at::Tensor& x, const std::vector<int64_t>& offse
   GRPO_CHECK(offsets.size() == weights.size() + 1, "grouped_linear: ", offsets.size(),
              " offsets for ", weights.size(), " experts");
 #if GRPO_KERNELS_LINKED
-  if (policy == KernelPolicy::automatic && cuda::grouped_linear_supported(x, weights)) {
+  if (cuda_kernels_enabled(policy) && cuda::grouped_linear_supported(x, weights)) {
     return cuda::grouped_linear(x, offsets, weights);
   }
 #else

@@ -377,12 +377,13 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   NonFiniteGuard guard(config.trainer.max_nonfinite_steps);
   auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
   if (resume) {
+    const auto kernels = model::kernel_policy(config.model.kernels);
     run.policy = model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
-                                model::to_scalar_type(config.model.dtype));
+                                model::to_scalar_type(config.model.dtype), kernels);
     const fs::path reference_dir = fs::path(resume->dir) / kReferenceDir;
     if (run.reference && fs::exists(reference_dir)) {
-      run.reference =
-          model::load_hf(reference_dir.string(), model::to_scalar_type(config.model.dtype));
+      run.reference = model::load_hf(reference_dir.string(),
+                                     model::to_scalar_type(config.model.dtype), kernels);
       for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
       run.reference->eval();
       run.reference_reset = true;

@@ -266,8 +266,9 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   auto policy = model::build_model(c.model, tokenizer->vocab_size());
   const auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
   if (resume) {
-    policy = model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
-                            model::to_scalar_type(c.model.dtype));
+    policy =
+        model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
+                       model::to_scalar_type(c.model.dtype), model::kernel_policy(c.model.kernels));
     summary.first_step = resume->state.step;
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }

@@ -93,7 +93,7 @@ void check_attention(const AttnCase& c) {
   const bool grad = c.t > 1 || c.s == c.t;
   const auto ref32 = run(at::kFloat, ops::KernelPolicy::reference, grad);
   const auto reflow = run(c.dtype, ops::KernelPolicy::reference, grad);
-  const auto ker = run(c.dtype, ops::KernelPolicy::automatic, grad);
+  const auto ker = run(c.dtype, ops::KernelPolicy::all, grad);
   expect_within("output", ker[0], reflow[0], ref32[0], kFwdMultiple);
   if (grad) {
     expect_within("dq", ker[1], reflow[1], ref32[1], kBwdMultiple);
@@ -136,7 +136,7 @@ TEST(CudaKernels, AttentionRightPaddingAndMaskWithAHole) {
   const at::Tensor v = at::randn({2, 2, 20, 64}, cuda(at::kBFloat16));
   at::Tensor mask = at::ones({2, 20}, cuda(at::kBool));
   mask[1][7] = false;
-  const at::Tensor ker = ops::causal_attention(q, k, v, 0.125, mask, ops::KernelPolicy::automatic);
+  const at::Tensor ker = ops::causal_attention(q, k, v, 0.125, mask, ops::KernelPolicy::all);
   const at::Tensor ref = ops::causal_attention(q, k, v, 0.125, mask, ops::KernelPolicy::reference);
   EXPECT_TRUE(at::equal(ker, ref));
 }
@@ -223,7 +223,7 @@ TEST(CudaKernels, RouteMatchesReferenceForwardAndBackward) {
     const at::Tensor gs = at::randn({1000, 64}, cuda(at::kFloat));
     std::vector<ops::Routing> r;
     std::vector<at::Tensor> dl;
-    for (const auto policy : {ops::KernelPolicy::reference, ops::KernelPolicy::automatic}) {
+    for (const auto policy : {ops::KernelPolicy::reference, ops::KernelPolicy::all}) {
       ops::RouterParams p = params;
       p.kernels = policy;
       const at::Tensor l = logits.detach().requires_grad_(true);
@@ -249,7 +249,7 @@ TEST(CudaKernels, RouteTopKBeyondTheKeptGroupsGivesDistinctExperts) {
   const at::Tensor logits = at::randn({300, 16}, cuda(at::kFloat));
   p.kernels = ops::KernelPolicy::reference;
   const ops::Routing ref = ops::route(logits, p);
-  p.kernels = ops::KernelPolicy::automatic;
+  p.kernels = ops::KernelPolicy::all;
   const ops::Routing ker = ops::route(logits, p);
   // The kept group's 4 experts first, in the reference's order; the reference's order among the
   // masked (-inf) ones is unspecified, but all 6 must be distinct experts.
@@ -269,7 +269,7 @@ TEST(CudaKernels, DispatchPermuteCombineIncludingEmptyAndSingleExpert) {
   for (const at::Tensor& experts : {shuffled, spread, one}) {
     const int64_t kk = experts.size(1);
     const ops::Dispatch ref = ops::dispatch(experts, e, ops::KernelPolicy::reference);
-    const ops::Dispatch ker = ops::dispatch(experts, e, ops::KernelPolicy::automatic);
+    const ops::Dispatch ker = ops::dispatch(experts, e, ops::KernelPolicy::all);
     EXPECT_TRUE(at::equal(ref.order, ker.order));
     EXPECT_TRUE(at::equal(ref.counts, ker.counts));
     EXPECT_TRUE(at::equal(ref.offsets, ker.offsets));
@@ -306,7 +306,7 @@ TEST(CudaKernels, GroupedLinearWithEmptyExperts) {
   for (const auto& [dt, policy] : std::vector<std::pair<at::ScalarType, ops::KernelPolicy>>{
            {at::kFloat, ops::KernelPolicy::reference},
            {at::kBFloat16, ops::KernelPolicy::reference},
-           {at::kBFloat16, ops::KernelPolicy::automatic}}) {
+           {at::kBFloat16, ops::KernelPolicy::all}}) {
     const at::Tensor x = x32.to(at::kBFloat16).to(dt).detach().requires_grad_(true);
     std::vector<at::Tensor> ws;
     for (const at::Tensor& w : w32)
@@ -345,7 +345,7 @@ TEST(CudaKernels, ModelLogitsAutoMatchReference) {
   for (const auto& [dt, policy] : std::vector<std::pair<at::ScalarType, ops::KernelPolicy>>{
            {at::kFloat, ops::KernelPolicy::reference},
            {at::kBFloat16, ops::KernelPolicy::reference},
-           {at::kBFloat16, ops::KernelPolicy::automatic}}) {
+           {at::kBFloat16, ops::KernelPolicy::all}}) {
     arch.kernels = policy;
     grpo::model::CausalLM m = grpo::model::random_model(arch, 11, at::kFloat);
     m->to(at::kCUDA);

@@ -20,7 +20,7 @@ const char* dtype_name(at::ScalarType dtype);
 // Loads dir/config.json and its weights. Missing, unexpected (all listed by name) or misshaped
 // tensors are errors naming the file and tensor. The model is on the CPU in `dtype`.
 CausalLM load_hf(const std::string& dir, at::ScalarType dtype,
-                 ops::KernelPolicy kernels = ops::KernelPolicy::reference);
+                 ops::KernelPolicy kernels = ops::KernelPolicy::automatic);
 
 // Writes config.json and model.safetensors (or shards + index above max_shard_bytes) into dir,
 // in the model's dtype, and copies the tokenizer files found in tokenizer_dir (if not empty).
@@ -34,6 +34,9 @@ CausalLM random_model(const ModelArch& arch, uint64_t seed, at::ScalarType dtype
 // The `model:` config section: pretrained from `path`, or random from `architecture` + `seed`.
 // vocab_size is the tokenizer's (used when architecture.vocab_size is 0).
 CausalLM build_model(const config::ModelConfig& config, int64_t vocab_size);
+
+// model.kernels as the ops layer's policy.
+ops::KernelPolicy kernel_policy(config::KernelChoice choice);
 
 // Parameter counts: total, and active per token (shared weights plus top_k of the routed experts
 // in each MoE layer; equal to total for dense models).

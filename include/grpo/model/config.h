@@ -54,8 +54,8 @@ struct ModelArch {
   double router_aux_loss_coef = 0.0;
   double router_z_loss_coef = 0.0;
 
-  // CUDA kernels or the ATen reference (model.kernels; not part of config.json).
-  ops::KernelPolicy kernels = ops::KernelPolicy::reference;  // see config::ModelConfig::kernels
+  // Fused paths or the ATen reference (model.kernels; not part of config.json).
+  ops::KernelPolicy kernels = ops::KernelPolicy::automatic;  // see config::ModelConfig::kernels
 
   // The config.json this came from, kept so that saving writes back the same keys.
   nlohmann::json source;

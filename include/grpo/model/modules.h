@@ -85,12 +85,13 @@ TORCH_MODULE(Embedding);
 
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, ops::KernelPolicy kernels = ops::KernelPolicy::automatic);
   at::Tensor forward(const at::Tensor& x);  // (..., dim)
 
  private:
   at::Tensor weight_;  // (dim)
   double eps_;
+  ops::KernelPolicy kernels_;
 };
 TORCH_MODULE(RMSNorm);
 

@@ -1,7 +1,11 @@
-// How the ops entry points choose between the CUDA kernels (kernels/) and the ATen reference:
-// `automatic` takes a kernel when it is linked into this build, the tensors are on a GPU in
-// bfloat16/float16 and the shapes are ones it supports; `reference` always takes ATen
-// (`model.kernels` in the config). docs/kernels.md lists each kernel's conditions.
+// How the ops entry points choose between fused implementations and the ATen reference
+// (`model.kernels` in the config; docs/kernels.md lists each path's conditions):
+// - `all`: every fused path that takes the tensors: the CUDA kernels (kernels/, when linked into
+//   this build, on a GPU in bfloat16/float16 with supported shapes) and the fused CPU attention
+//   (float32/float64 on the CPU, when the build found a CBLAS);
+// - `automatic`: the same, except that the CUDA kernels join only once they have passed their
+//   GPU tests (kCudaKernelsVerified);
+// - `reference`: ATen everywhere (the test oracle).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -11,10 +15,21 @@
 
 namespace grpo::ops {
 
-enum class KernelPolicy { automatic, reference };
+enum class KernelPolicy { automatic, all, reference };
+
+// False until scripts/gpu_check.sh has passed on a GPU; `automatic` then takes the CUDA kernels.
+inline constexpr bool kCudaKernelsVerified = false;
+
+// Whether `policy` takes a CUDA kernel that supports the call.
+constexpr bool cuda_kernels_enabled(KernelPolicy policy) {
+  return policy == KernelPolicy::all || (policy == KernelPolicy::automatic && kCudaKernelsVerified);
+}
 
 // True when this build linked kernels/ into ops (LibTorch with CUDA and nvcc found).
 bool kernels_linked();
+
+// True when this build has the fused CPU attention (a CBLAS was found).
+bool cpu_attention_linked();
 
 // Packed variable-length causal GQA attention (kernel only; throws without it). q (total_q, Hq,
 // D), k, v (total_k, Hkv, D) bf16/fp16 on a GPU; cu_seqlens_* (B+1) int32 on q's device;

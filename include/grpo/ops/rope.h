@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include "grpo/ops/kernels.h"
+
 #include <cstdint>
 #include <string>
 
@@ -45,6 +47,7 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeTable& table, const at:
                                                at::ScalarType dtype);
 
 // x (B, H, T, D), cos/sin (B, T, D) -> x * cos + rotate_half(x) * sin, same shape and dtype.
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                      KernelPolicy policy = KernelPolicy::automatic);
 
 }  // namespace grpo::ops

@@ -26,10 +26,12 @@ inline const std::vector<std::pair<DType, std::string>>& enum_names(DType) {
   return k;
 }
 
-enum class KernelChoice { automatic, reference };
+enum class KernelChoice { automatic, all, reference };
 inline const std::vector<std::pair<KernelChoice, std::string>>& enum_names(KernelChoice) {
   static const std::vector<std::pair<KernelChoice, std::string>> k{
-      {KernelChoice::automatic, "auto"}, {KernelChoice::reference, "reference"}};
+      {KernelChoice::automatic, "auto"},
+      {KernelChoice::all, "all"},
+      {KernelChoice::reference, "reference"}};
   return k;
 }
 
@@ -92,8 +94,8 @@ struct ModelConfig {
   std::string sft_config;        // init sft: the `grpo sft` config whose final policy is the base
   std::string sft_run_dir;       // init sft: where that stage runs; "": <run-dir>/sft
   DType dtype = DType::float32;  // parameter and compute dtype
-  // reference until the CUDA kernels have passed their GPU tests (docs/kernels.md).
-  KernelChoice kernels = KernelChoice::reference;
+  // auto: fused paths that have passed their tests (docs/kernels.md; ops::KernelPolicy).
+  KernelChoice kernels = KernelChoice::automatic;
   int seed = 0;
   ModelArchitecture architecture;
 
