@@ -3,6 +3,7 @@
 // with a re-check); see countdown.h.
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 #include "grpo/core/error.h"
 #include "grpo/data/countdown.h"
@@ -151,8 +152,9 @@ bool heads_for(const CountdownTrial& t, int64_t target) {
   return (x < target && t.value > x) || (x > target && t.value < x);
 }
 
-std::string search_solution(const CountdownProblem& p, const std::vector<CountdownTrial>& trials,
+std::string search_solution(const CountdownProblem& p, std::vector<CountdownTrial> trials,
                             const CountdownTaskOptions& o, Rng& rng) {
+  if (o.fixed_order) trials = countdown_fixed_order(std::move(trials));
   std::vector<size_t> left(trials.size());
   for (size_t i = 0; i < left.size(); ++i) left[i] = i;
   // A guess: any expression over all the numbers with + - * / (no check of its value), so it
@@ -182,7 +184,9 @@ std::string search_solution(const CountdownProblem& p, const std::vector<Countdo
     for (size_t i = 0; i < left.size(); ++i) {
       if (heads_for(trials[left[i]], p.target)) toward.push_back(i);
     }
-    const size_t at = toward.empty() ? rng.below(left.size()) : rng.pick(toward);
+    size_t at = 0;  // fixed_order: the first untried trial that heads for the target
+    if (!o.fixed_order) at = toward.empty() ? rng.below(left.size()) : rng.pick(toward);
+    if (o.fixed_order && !toward.empty()) at = toward.front();
     const CountdownTrial& t = trials[left[at]];
     left.erase(left.begin() + static_cast<std::ptrdiff_t>(at));
     think += (think.empty() ? "" : " ") + countdown_trial_text(t, p.target);
@@ -234,6 +238,21 @@ std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& n
   ChainSearch search{numbers, max_value, in_order, {}, {}, {}};
   search.run();
   return search.trials;
+}
+
+std::vector<CountdownTrial> countdown_fixed_order(std::vector<CountdownTrial> trials) {
+  // The operation of a step "a op b = c" is the character after the first space.
+  auto rank = [](const CountdownTrial& t) {
+    const std::string& first = t.steps.front();
+    const char op = first[first.find(' ') + 1];
+    const int r1 = static_cast<int>(std::string("+-*").find(op));
+    const int r2 = static_cast<int>(std::string("+-*r").find(t.steps.size() > 1 ? t.last_op : '+'));
+    return r1 * 4 + r2;
+  };
+  std::stable_sort(
+      trials.begin(), trials.end(),
+      [&](const CountdownTrial& a, const CountdownTrial& b) { return rank(a) < rank(b); });
+  return trials;
 }
 
 std::string countdown_trial_text(const CountdownTrial& trial, int64_t target) {

@@ -65,6 +65,19 @@ TEST(CountdownSearch, TrialsInTheOrderGiven) {
   EXPECT_EQ(by_expression(countdown_chain_trials({2, 3}, 50, true)), two);
 }
 
+TEST(CountdownSearch, FixedOrderOfTrials) {
+  // [3, 2, 4] in order under 30, by hand: first steps 3 + 2 = 5, 3 - 2 = 1, 3 * 2 = 6, each
+  // followed by + 4, - 4, * 4, 4 - x where whole and in 1..30 (1 - 4 and 4 - 5, 4 - 6 are not).
+  std::vector<std::string> got;
+  for (const auto& t : countdown_fixed_order(countdown_chain_trials({3, 2, 4}, 30, true))) {
+    got.push_back(t.expression);
+  }
+  const std::vector<std::string> want{"(3 + 2) + 4", "(3 + 2) - 4", "(3 + 2) * 4",
+                                      "(3 - 2) + 4", "(3 - 2) * 4", "4 - (3 - 2)",
+                                      "(3 * 2) + 4", "(3 * 2) - 4", "(3 * 2) * 4"};
+  EXPECT_EQ(got, want);
+}
+
 TEST(CountdownSearch, EqualNumbersGiveEachTrialOnce) {
   // [5, 5]: 5 + 5 and 5 * 5 (5 - 5 = 0 is not positive), once each.
   const std::map<std::string, int64_t> want{{"5 + 5", 10}, {"5 * 5", 25}};
@@ -257,6 +270,53 @@ TEST(CountdownSearch, InOrderTrialsAndTargetsThatNeedEveryNumber) {
     }
     EXPECT_NE(r.find(", found. </think>"), std::string::npos) << r;
     EXPECT_EQ(score_countdown(r, item.answer, strict).verdict, "correct") << r;
+  }
+}
+
+// The trials a fixed_order search makes (test reference): in the fixed order, each time the
+// first untried trial whose last step moves towards the target, until one hits.
+std::vector<std::string> fixed_search(const std::vector<CountdownTrial>& sorted, int64_t target) {
+  std::vector<bool> tried(sorted.size(), false);
+  std::vector<std::string> out;
+  while (out.size() < sorted.size()) {
+    size_t pick = sorted.size();
+    for (size_t i = 0; i < sorted.size() && pick == sorted.size(); ++i) {
+      const int64_t x = sorted[i].before_last, v = sorted[i].value;
+      if (!tried[i] && ((x < target && v > x) || (x > target && v < x))) pick = i;
+    }
+    for (size_t i = 0; i < sorted.size() && pick == sorted.size(); ++i) {
+      if (!tried[i]) pick = i;
+    }
+    tried[pick] = true;
+    out.push_back(sorted[pick].expression);
+    if (sorted[pick].value == target) break;
+  }
+  return out;
+}
+
+TEST(CountdownSearch, FixedOrderSearch) {
+  // The reference on [3, 2, 4] and the target 10, by hand: (3 + 2) + 4 (5 -> 9, up), skip
+  // (3 + 2) - 4 (down), (3 + 2) * 4, (3 - 2) + 4, (3 - 2) * 4, 4 - (3 - 2) (1 -> 3, up), then
+  // (3 * 2) + 4 = 10.
+  const auto sorted = countdown_fixed_order(countdown_chain_trials({3, 2, 4}, 30, true));
+  EXPECT_EQ(fixed_search(sorted, 10),
+            (std::vector<std::string>{"(3 + 2) + 4", "(3 + 2) * 4", "(3 - 2) + 4", "(3 - 2) * 4",
+                                      "4 - (3 - 2)", "(3 * 2) + 4"}));
+  // The generator's solutions (no giving up) try exactly those trials.
+  CountdownTaskOptions o = search_options(9, 0.0, 64);
+  o.in_order = true;
+  o.fixed_order = true;
+  for (uint64_t i = 0; i < 200; ++i) {
+    const TaskItem item = make_countdown(o, 11, i);
+    const auto p = CountdownProblem::parse_spec(item.answer);
+    const auto want = fixed_search(
+        countdown_fixed_order(countdown_chain_trials(p.numbers, o.max_value, true)), p.target);
+    std::vector<std::string> named;
+    const std::string& r = item.response;
+    for (size_t at = r.find("Try "); at != std::string::npos; at = r.find("Try ", at + 4)) {
+      named.push_back(r.substr(at + 4, r.find(": ", at) - at - 4));
+    }
+    EXPECT_EQ(named, want) << r;
   }
 }
 

@@ -76,6 +76,8 @@ struct CountdownTaskOptions {
   int max_trials = 8;         // search: trials at most before giving up
   int max_value = 50;         // search: bound on every intermediate result of a trial
   bool in_order = false;      // search: trials take the numbers in the order given
+  bool fixed_order = false;   // search: the next trial is the first untried one, in a fixed
+                              // order, that heads for the target (else a random one)
 
   template <class V>
   void visit(V& v) {
@@ -90,6 +92,7 @@ struct CountdownTaskOptions {
     v("max_trials", max_trials, config::in_range(1, 64));
     v("max_value", max_value, config::at_least(2));
     v("in_order", in_order);
+    v("fixed_order", fixed_order);
   }
 };
 
@@ -111,6 +114,10 @@ struct CountdownTrial {
 // - still with the larger first; each later step takes the next number).
 std::vector<CountdownTrial> countdown_chain_trials(const std::vector<int64_t>& numbers,
                                                    int64_t max_value, bool in_order = false);
+
+// The trials sorted by the first step's operation (+, -, *), then the last step's (+, -, *,
+// "n - x"), ties in the order given (a stable sort): the order a fixed_order search tries them.
+std::vector<CountdownTrial> countdown_fixed_order(std::vector<CountdownTrial> trials);
 
 // A trial as search text: "Try (7 + 9) + 10: 7 + 9 = 16. 16 + 10 = 26. Check: 26 is 26,
 // found." or "... Check: 26 is not 25." (the expression first, so that the answer copies it).
