@@ -166,24 +166,25 @@ Geometry geometry(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   return g;
 }
 
-// Probabilities of rows r0 .. r1 of (b, h) in buf (rows of `cols` values for keys c0 ..): on
-// entry the scaled scores, on exit softmax over the keys each row sees, zero elsewhere. With
-// lse null the row maximum and sum are computed and the log-sum-exp stored in lse_out; with
-// lse given (backward), p = exp(score - lse).
+// Probabilities of `rows` rows of batch row b in buf (rows of `cols` values for keys c0 ..):
+// on entry the scaled scores, on exit softmax over the keys each row sees, zero elsewhere.
+// Buffer row i is query r0 + i * row_step (row_step 0: the heads of a GQA group stacked for one
+// decode query). With lse_in null the row maximum and sum are computed and the log-sum-exp
+// stored in lse_out[i]; with lse_in (backward), p = exp(score - lse_in[i]).
 template <typename T>
-void softmax_rows(const Geometry& g, int64_t b, int64_t r0, int64_t r1, int64_t c0, int64_t cols,
-                  T* buf, const T* lse_in, T* lse_out) {
+void softmax_rows(const Geometry& g, int64_t b, int64_t r0, int64_t rows, int64_t row_step,
+                  int64_t c0, int64_t cols, T* buf, const T* lse_in, T* lse_out) {
   const bool* m = g.mask != nullptr ? g.mask + b * g.s + c0 : nullptr;
-  for (int64_t r = r0; r < r1; ++r) {
-    T* row = buf + (r - r0) * cols;
-    const int64_t n = g.key_end(b, r) - c0;  // >= 1: key lo is real and r >= first_row
+  for (int64_t i = 0; i < rows; ++i) {
+    T* row = buf + i * cols;
+    const int64_t n = g.key_end(b, r0 + i * row_step) - c0;  // >= 1: key lo is real, r >= first_row
     if (g.holes[b]) {
       for (int64_t j = 0; j < n; ++j) {
         if (!m[j]) row[j] = -std::numeric_limits<T>::infinity();
       }
     }
     if (lse_in != nullptr) {
-      exp_shifted(row, n, lse_in[r]);
+      exp_shifted(row, n, lse_in[i]);
     } else {
       const T mx = row_max(row, n);
       exp_shifted(row, n, mx);
@@ -195,7 +196,7 @@ void softmax_rows(const Geometry& g, int64_t b, int64_t r0, int64_t r1, int64_t 
       const T sum = row_sum(row, n);
       const T inv = T(1) / sum;
       for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-      lse_out[r] = mx + std::log(sum);
+      lse_out[i] = mx + std::log(sum);
     }
     if (g.holes[b] && lse_in != nullptr) {
       for (int64_t j = 0; j < n; ++j) {
@@ -223,6 +224,23 @@ ForwardResult forward_impl(const at::Tensor& q, const at::Tensor& k, const at::T
   T* op = out.data_ptr<T>();
   T* lp = lse.data_ptr<T>();
   const Rows qs = rows_of(q), ks = rows_of(k), vs = rows_of(v), os = rows_of(out);
+  if (g.t == 1 && g.groups > 1 && qs.h >= g.d && os.h >= g.dv) {
+    // One query (decode): the group's heads are the rows of one product per KV head.
+    at::parallel_for(0, g.batch * g.hkv, 1, [&](int64_t begin, int64_t end) {
+      std::vector<T> buf(static_cast<size_t>(g.groups * std::max<int64_t>(g.s, 1)));
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / g.hkv, kvh = i % g.hkv, h0 = kvh * g.groups;
+        if (g.first_row(b) > 0) continue;  // no real key: zeros
+        const int64_t c0 = g.lo[b], cols = g.key_end(b, 0) - c0;
+        gemm(false, true, g.groups, cols, g.d, static_cast<T>(scale), row_ptr(qp, qs, b, h0, 0),
+             qs.h, row_ptr(kp, ks, b, kvh, c0), ks.t, T(0), buf.data(), cols);
+        softmax_rows<T>(g, b, 0, g.groups, 0, c0, cols, buf.data(), nullptr, lp + b * g.hq + h0);
+        gemm(false, false, g.groups, g.dv, cols, T(1), buf.data(), cols,
+             row_ptr(vp, vs, b, kvh, c0), vs.t, T(0), row_ptr(op, os, b, h0, 0), os.h);
+      }
+    });
+    return {out, lse};
+  }
   at::parallel_for(0, g.batch * g.hq, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(static_cast<size_t>(kBlockRows * std::max<int64_t>(g.s, 1)));
     for (int64_t i = begin; i < end; ++i) {
@@ -234,7 +252,7 @@ ForwardResult forward_impl(const at::Tensor& q, const at::Tensor& k, const at::T
         const int64_t cols = g.key_end(b, r1 - 1) - c0;
         gemm(false, true, r1 - r0, cols, g.d, static_cast<T>(scale), row_ptr(qp, qs, b, h, r0),
              qs.t, row_ptr(kp, ks, b, kvh, c0), ks.t, T(0), buf.data(), cols);
-        softmax_rows<T>(g, b, r0, r1, c0, cols, buf.data(), nullptr, lse_row);
+        softmax_rows<T>(g, b, r0, r1 - r0, 1, c0, cols, buf.data(), nullptr, lse_row + r0);
         gemm(false, false, r1 - r0, g.dv, cols, T(1), buf.data(), cols, row_ptr(vp, vs, b, kvh, c0),
              vs.t, T(0), row_ptr(op, os, b, h, r0), os.t);
       }
@@ -281,7 +299,7 @@ variable_list backward_impl(const at::Tensor& q, const at::Tensor& k, const at::
           const T* v_rows = row_ptr(vp, vs, b, kvh, c0);
           const T* do_rows = row_ptr(dop, dos, b, h, r0);
           gemm(false, true, m, cols, g.d, sc, q_rows, qs.t, k_rows, ks.t, T(0), p.data(), cols);
-          softmax_rows<T>(g, b, r0, r1, c0, cols, p.data(), lse_row, nullptr);
+          softmax_rows<T>(g, b, r0, m, 1, c0, cols, p.data(), lse_row + r0, nullptr);
           gemm(false, true, m, cols, g.dv, T(1), do_rows, dos.t, v_rows, vs.t, T(0), dp.data(),
                cols);
           // dS = P * (dP - rowsum(dO * O)), times the scale of the scores.

@@ -101,6 +101,8 @@ TEST_F(CpuAttention, MatchesReferenceInFloat64) {
       {2, 4, 2, 5, 5, 8, "none"},      // prefill, groups of 2
       {3, 4, 1, 6, 9, 5, "left"},      // KV-cache offset, odd head dim, a batch row without keys
       {3, 2, 2, 1, 7, 4, "left"},      // one decode query
+      {3, 4, 2, 1, 9, 8, "holes"},     // decode: the group's heads stacked as rows
+      {2, 8, 2, 1, 40, 16, "left"},    // the same, groups of 4
       {4, 6, 2, 40, 45, 16, "holes"},  // two row blocks, holes in the mask
       {2, 8, 2, 70, 70, 16, "left"},   // three row blocks, groups of 4
   };
