@@ -16,6 +16,7 @@ void add_bench_verb(CLI::App& app) {
   add_bench_train(*bench);
   add_bench_allreduce(*bench);
   add_bench_kernels(*bench);
+  add_bench_cpu_ops(*bench);
 }
 
 }  // namespace grpo::cli

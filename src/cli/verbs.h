@@ -34,5 +34,6 @@ void add_bench_forward(CLI::App& bench);
 void add_bench_train(CLI::App& bench);
 void add_bench_allreduce(CLI::App& bench);
 void add_bench_kernels(CLI::App& bench);
+void add_bench_cpu_ops(CLI::App& bench);
 
 }  // namespace grpo::cli

@@ -143,6 +143,14 @@ struct Geometry {
   int64_t key_end(int64_t b, int64_t r) const { return std::min(hi[b], s - t + r + 1); }
 };
 
+// Tasks per thread for at::parallel_for: enough that each chunk does at least ~2^17
+// multiply-adds (a parallel region costs microseconds, and on a busy machine a thread that is not
+// scheduled stalls the others); a decode step (one query) then runs inline.
+int64_t grain(const Geometry& g, int64_t rows_per_task) {
+  const int64_t work = std::max<int64_t>(rows_per_task * g.s * (g.d + g.dv), 1);
+  return std::max<int64_t>(1, (int64_t{1} << 17) / work);
+}
+
 Geometry geometry(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const at::Tensor& mask) {
   Geometry g;
@@ -226,7 +234,7 @@ ForwardResult forward_impl(const at::Tensor& q, const at::Tensor& k, const at::T
   const Rows qs = rows_of(q), ks = rows_of(k), vs = rows_of(v), os = rows_of(out);
   if (g.t == 1 && g.groups > 1 && qs.h >= g.d && os.h >= g.dv) {
     // One query (decode): the group's heads are the rows of one product per KV head.
-    at::parallel_for(0, g.batch * g.hkv, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, g.batch * g.hkv, grain(g, g.groups), [&](int64_t begin, int64_t end) {
       std::vector<T> buf(static_cast<size_t>(g.groups * std::max<int64_t>(g.s, 1)));
       for (int64_t i = begin; i < end; ++i) {
         const int64_t b = i / g.hkv, kvh = i % g.hkv, h0 = kvh * g.groups;
@@ -241,7 +249,7 @@ ForwardResult forward_impl(const at::Tensor& q, const at::Tensor& k, const at::T
     });
     return {out, lse};
   }
-  at::parallel_for(0, g.batch * g.hq, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, g.batch * g.hq, grain(g, g.t), [&](int64_t begin, int64_t end) {
     std::vector<T> buf(static_cast<size_t>(kBlockRows * std::max<int64_t>(g.s, 1)));
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / g.hq, h = i % g.hq, kvh = h / g.groups;
@@ -283,45 +291,46 @@ variable_list backward_impl(const at::Tensor& q, const at::Tensor& k, const at::
   const Rows qs = rows_of(q), ks = rows_of(k), vs = rows_of(v), os = rows_of(out),
              dos = rows_of(dout), dqs = rows_of(dq), dks = rows_of(dk), dvs = rows_of(dv);
   const T sc = static_cast<T>(scale);
-  at::parallel_for(0, g.batch * g.hkv, 1, [&](int64_t begin, int64_t end) {
-    const size_t block = static_cast<size_t>(kBlockRows * std::max<int64_t>(g.s, 1));
-    std::vector<T> p(block), dp(block);
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / g.hkv, kvh = i % g.hkv;
-      const int64_t c0 = g.lo[b];
-      for (int64_t h = kvh * g.groups; h < (kvh + 1) * g.groups; ++h) {
-        const T* lse_row = lp + (b * g.hq + h) * g.t;
-        for (int64_t r0 = g.first_row(b); r0 < g.t; r0 += kBlockRows) {
-          const int64_t r1 = std::min(r0 + kBlockRows, g.t), m = r1 - r0;
-          const int64_t cols = g.key_end(b, r1 - 1) - c0;
-          const T* q_rows = row_ptr(qp, qs, b, h, r0);
-          const T* k_rows = row_ptr(kp, ks, b, kvh, c0);
-          const T* v_rows = row_ptr(vp, vs, b, kvh, c0);
-          const T* do_rows = row_ptr(dop, dos, b, h, r0);
-          gemm(false, true, m, cols, g.d, sc, q_rows, qs.t, k_rows, ks.t, T(0), p.data(), cols);
-          softmax_rows<T>(g, b, r0, m, 1, c0, cols, p.data(), lse_row + r0, nullptr);
-          gemm(false, true, m, cols, g.dv, T(1), do_rows, dos.t, v_rows, vs.t, T(0), dp.data(),
-               cols);
-          // dS = P * (dP - rowsum(dO * O)), times the scale of the scores.
-          for (int64_t r = r0; r < r1; ++r) {
-            const T* o_row = row_ptr(op, os, b, h, r);
-            const T* do_row = row_ptr(dop, dos, b, h, r);
-            T delta = 0;
-            for (int64_t e = 0; e < g.dv; ++e) delta += o_row[e] * do_row[e];
-            const T* p_row = p.data() + (r - r0) * cols;
-            T* ds_row = dp.data() + (r - r0) * cols;
-            for (int64_t j = 0; j < cols; ++j) ds_row[j] = p_row[j] * (ds_row[j] - delta) * sc;
+  at::parallel_for(
+      0, g.batch * g.hkv, grain(g, 3 * g.groups * g.t), [&](int64_t begin, int64_t end) {
+        const size_t block = static_cast<size_t>(kBlockRows * std::max<int64_t>(g.s, 1));
+        std::vector<T> p(block), dp(block);
+        for (int64_t i = begin; i < end; ++i) {
+          const int64_t b = i / g.hkv, kvh = i % g.hkv;
+          const int64_t c0 = g.lo[b];
+          for (int64_t h = kvh * g.groups; h < (kvh + 1) * g.groups; ++h) {
+            const T* lse_row = lp + (b * g.hq + h) * g.t;
+            for (int64_t r0 = g.first_row(b); r0 < g.t; r0 += kBlockRows) {
+              const int64_t r1 = std::min(r0 + kBlockRows, g.t), m = r1 - r0;
+              const int64_t cols = g.key_end(b, r1 - 1) - c0;
+              const T* q_rows = row_ptr(qp, qs, b, h, r0);
+              const T* k_rows = row_ptr(kp, ks, b, kvh, c0);
+              const T* v_rows = row_ptr(vp, vs, b, kvh, c0);
+              const T* do_rows = row_ptr(dop, dos, b, h, r0);
+              gemm(false, true, m, cols, g.d, sc, q_rows, qs.t, k_rows, ks.t, T(0), p.data(), cols);
+              softmax_rows<T>(g, b, r0, m, 1, c0, cols, p.data(), lse_row + r0, nullptr);
+              gemm(false, true, m, cols, g.dv, T(1), do_rows, dos.t, v_rows, vs.t, T(0), dp.data(),
+                   cols);
+              // dS = P * (dP - rowsum(dO * O)), times the scale of the scores.
+              for (int64_t r = r0; r < r1; ++r) {
+                const T* o_row = row_ptr(op, os, b, h, r);
+                const T* do_row = row_ptr(dop, dos, b, h, r);
+                T delta = 0;
+                for (int64_t e = 0; e < g.dv; ++e) delta += o_row[e] * do_row[e];
+                const T* p_row = p.data() + (r - r0) * cols;
+                T* ds_row = dp.data() + (r - r0) * cols;
+                for (int64_t j = 0; j < cols; ++j) ds_row[j] = p_row[j] * (ds_row[j] - delta) * sc;
+              }
+              gemm(false, false, m, g.d, cols, T(1), dp.data(), cols, k_rows, ks.t, T(0),
+                   row_ptr(dqp, dqs, b, h, r0), dqs.t);
+              gemm(true, false, cols, g.d, m, T(1), dp.data(), cols, q_rows, qs.t, T(1),
+                   row_ptr(dkp, dks, b, kvh, c0), dks.t);
+              gemm(true, false, cols, g.dv, m, T(1), p.data(), cols, do_rows, dos.t, T(1),
+                   row_ptr(dvp, dvs, b, kvh, c0), dvs.t);
+            }
           }
-          gemm(false, false, m, g.d, cols, T(1), dp.data(), cols, k_rows, ks.t, T(0),
-               row_ptr(dqp, dqs, b, h, r0), dqs.t);
-          gemm(true, false, cols, g.d, m, T(1), dp.data(), cols, q_rows, qs.t, T(1),
-               row_ptr(dkp, dks, b, kvh, c0), dks.t);
-          gemm(true, false, cols, g.dv, m, T(1), p.data(), cols, do_rows, dos.t, T(1),
-               row_ptr(dvp, dvs, b, kvh, c0), dvs.t);
         }
-      }
-    }
-  });
+      });
   return {dq, dk, dv};
 }
 

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -22,6 +23,12 @@ using torch::autograd::variable_list;
 
 bool cpu_real(const at::Tensor& x) {
   return x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
+}
+
+// Rows per task: about ATen's grain for elementwise work (32768 values), so small calls (decode
+// steps) run inline instead of paying for a parallel region.
+int64_t grain_rows(int64_t width) {
+  return std::max<int64_t>(1, int64_t{32768} / std::max<int64_t>(width, 1));
 }
 
 // Sum of x[j] * y[j] in eight independent lanes (vectorises without reassociating the sum).
@@ -48,7 +55,7 @@ void norm_forward(const at::Tensor& x, const at::Tensor& w, double eps, at::Tens
   const T* wp = w.data_ptr<T>();
   T* yp = y.data_ptr<T>();
   T* rp = rstd.data_ptr<T>();
-  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, grain_rows(h), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const T* xr = xp + r * h;
       T* yr = yp + r * h;
@@ -71,7 +78,7 @@ void norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& r
   T* dxp = dx.data_ptr<T>();
   T* dwp = dw.data_ptr<T>();
   std::mutex merge;
-  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, grain_rows(h), [&](int64_t begin, int64_t end) {
     std::vector<T> g(static_cast<size_t>(h)), dw_part(static_cast<size_t>(h), T(0));
     for (int64_t r = begin; r < end; ++r) {
       const T* xr = xp + r * h;
@@ -128,7 +135,7 @@ struct RopeGeometry {
 template <typename T>
 void rotate(const RopeGeometry& g, const T* x, const T* c, const T* s, T* y, bool inverse) {
   const int64_t half = g.d / 2;
-  at::parallel_for(0, g.b * g.h * g.t, 256, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, g.b * g.h * g.t, grain_rows(g.d), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t bi = i / (g.h * g.t), hi = (i / g.t) % g.h, ti = i % g.t;
       const T* xr = x + bi * g.xs[0] + hi * g.xs[1] + ti * g.xs[2];
