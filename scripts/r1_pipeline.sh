@@ -65,7 +65,8 @@ case "$SCALE" in
 esac
 # The recipe's countdown knobs (configs/countdown_tiny_gpu.yaml's data options), so that the
 # prompts made here for rejection sampling and evaluation come from the RL prompts' task.
-task_make=(--set search=true --set max_number=9 --set max_value=30) task_sft=() task_rl=()
+task_make=(--set search=true --set in_order=true --set max_number=9 --set max_value=30)
+task_sft=() task_rl=()
 for knob in ${TASK:-}; do
   task_make+=(--set "$knob")
   task_sft+=(--set "data.synthetic.0.options.$knob")
