@@ -4,6 +4,7 @@
 // product writes the output rows. Keys before a row's first real key (left padding) and keys
 // past a block's causal bound are never multiplied. Each row's log-sum-exp is kept; the backward
 // recomputes the probabilities from it, as flash attention does, so no (T, S) tensor is saved.
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -191,25 +192,18 @@ void softmax_rows(const Geometry& g, int64_t b, int64_t r0, int64_t rows, int64_
         if (!m[j]) row[j] = -std::numeric_limits<T>::infinity();
       }
     }
-    if (lse_in != nullptr) {
-      exp_shifted(row, n, lse_in[i]);
-    } else {
-      const T mx = row_max(row, n);
-      exp_shifted(row, n, mx);
-      if (g.holes[b]) {
-        for (int64_t j = 0; j < n; ++j) {
-          if (!m[j]) row[j] = 0;
-        }
-      }
-      const T sum = row_sum(row, n);
-      const T inv = T(1) / sum;
-      for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-      lse_out[i] = mx + std::log(sum);
-    }
-    if (g.holes[b] && lse_in != nullptr) {
+    const T shift = lse_in != nullptr ? lse_in[i] : row_max(row, n);
+    exp_shifted(row, n, shift);
+    if (g.holes[b]) {  // the exp of -inf is clamped to ~1e-38, not 0
       for (int64_t j = 0; j < n; ++j) {
         if (!m[j]) row[j] = 0;
       }
+    }
+    if (lse_in == nullptr) {
+      const T sum = row_sum(row, n);
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+      lse_out[i] = shift + std::log(sum);
     }
     std::fill(row + n, row + cols, T(0));
   }
@@ -336,8 +330,8 @@ variable_list backward_impl(const at::Tensor& q, const at::Tensor& k, const at::
 
 ForwardResult forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
                       const at::Tensor& mask) {
-  return q.scalar_type() == at::kDouble ? forward_impl<double>(q, k, v, scale, mask)
-                                        : forward_impl<float>(q, k, v, scale, mask);
+  return AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "cpu_attention",
+                                    [&] { return forward_impl<scalar_t>(q, k, v, scale, mask); });
 }
 
 class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
@@ -354,11 +348,10 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const auto saved = ctx->get_saved_variables();
     const double scale = ctx->saved_data["scale"].toDouble();
     const at::Tensor dout = rows_contiguous(grads[0]);
-    variable_list g = saved[0].scalar_type() == at::kDouble
-                          ? backward_impl<double>(saved[0], saved[1], saved[2], saved[3], saved[4],
-                                                  dout, scale, saved[5])
-                          : backward_impl<float>(saved[0], saved[1], saved[2], saved[3], saved[4],
-                                                 dout, scale, saved[5]);
+    variable_list g = AT_DISPATCH_FLOATING_TYPES(dout.scalar_type(), "cpu_attention_backward", [&] {
+      return backward_impl<scalar_t>(saved[0], saved[1], saved[2], saved[3], saved[4], dout, scale,
+                                     saved[5]);
+    });
     g.push_back(at::Tensor());
     g.push_back(at::Tensor());
     return g;

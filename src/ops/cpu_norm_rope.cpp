@@ -2,6 +2,7 @@
 // reference's chain of elementwise ops (RMSNorm: to, pow, mean, add, rsqrt, mul, to, mul; RoPE:
 // two narrows, neg, cat, two muls, add), whose per-op dispatch dominates small CPU batches
 // (decode steps) and whose backward keeps each intermediate.
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "cpu_ops.h"
@@ -97,16 +99,20 @@ void norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& r
   });
 }
 
+// y and the per-row 1 / rms of contiguous x and w.
+std::pair<at::Tensor, at::Tensor> rms_norm_forward(const at::Tensor& x, const at::Tensor& w,
+                                                   double eps) {
+  at::Tensor y = at::empty_like(x), rstd = at::empty({x.numel() / x.size(-1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cpu_rms_norm",
+                             [&] { norm_forward<scalar_t>(x, w, eps, y, rstd); });
+  return {y, rstd};
+}
+
 class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
                                double eps) {
-    at::Tensor y = at::empty_like(x), rstd = at::empty({x.numel() / x.size(-1)}, x.options());
-    if (x.scalar_type() == at::kDouble) {
-      norm_forward<double>(x, w, eps, y, rstd);
-    } else {
-      norm_forward<float>(x, w, eps, y, rstd);
-    }
+    auto [y, rstd] = rms_norm_forward(x, w, eps);
     ctx->save_for_backward({x, w, rstd});
     return {y};
   }
@@ -115,11 +121,9 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor dy = grads[0].contiguous();
     at::Tensor dx = at::empty_like(saved[0]), dw = at::zeros_like(saved[1]);
-    if (dy.scalar_type() == at::kDouble) {
-      norm_backward<double>(saved[0], saved[1], saved[2], dy, dx, dw);
-    } else {
-      norm_backward<float>(saved[0], saved[1], saved[2], dy, dx, dw);
-    }
+    AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "cpu_rms_norm_backward", [&] {
+      norm_backward<scalar_t>(saved[0], saved[1], saved[2], dy, dx, dw);
+    });
     return {dx, dw, at::Tensor()};
   }
 };
@@ -161,17 +165,13 @@ void rotate(const RopeGeometry& g, const T* x, const T* c, const T* s, T* y, boo
 at::Tensor rotate_tensor(const at::Tensor& x, const at::Tensor& c, const at::Tensor& s,
                          bool inverse) {
   const at::Tensor xc = x.stride(3) == 1 ? x : x.contiguous();
-  at::Tensor y = at::empty_like(xc);
-  if (y.stride(3) != 1) y = at::empty(xc.sizes(), xc.options());
+  at::Tensor y = at::empty_like(xc);  // xc's strides when dense, else contiguous
   RopeGeometry g{xc.size(0), xc.size(1), xc.size(2), xc.size(3), {}, {}};
   for (int i = 0; i < 3; ++i) g.xs[i] = xc.stride(i), g.ys[i] = y.stride(i);
-  if (x.scalar_type() == at::kDouble) {
-    rotate<double>(g, xc.data_ptr<double>(), c.data_ptr<double>(), s.data_ptr<double>(),
-                   y.data_ptr<double>(), inverse);
-  } else {
-    rotate<float>(g, xc.data_ptr<float>(), c.data_ptr<float>(), s.data_ptr<float>(),
-                  y.data_ptr<float>(), inverse);
-  }
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "cpu_rope", [&] {
+    rotate<scalar_t>(g, xc.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                     y.data_ptr<scalar_t>(), inverse);
+  });
   return y;
 }
 
@@ -203,13 +203,7 @@ bool rms_norm_supported(const at::Tensor& x, const at::Tensor& weight) {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
   if (needs_grad(x) || needs_grad(weight)) return RmsNormFunction::apply(xc, wc, eps)[0];
-  at::Tensor y = at::empty_like(xc), rstd = at::empty({xc.numel() / xc.size(-1)}, xc.options());
-  if (xc.scalar_type() == at::kDouble) {
-    norm_forward<double>(xc, wc, eps, y, rstd);
-  } else {
-    norm_forward<float>(xc, wc, eps, y, rstd);
-  }
-  return y;
+  return rms_norm_forward(xc, wc, eps).first;
 }
 
 bool rope_supported(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
