@@ -26,6 +26,28 @@ TEST(Cli, VersionReportsLibtorchAndCuda) {
   EXPECT_NE(r.out.find("grpo 0."), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("libtorch "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("cuda available: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fused cpu attention: "), std::string::npos) << r.out;
+}
+
+// `grpo bench cpu-ops` at tiny sizes: every row, fused and reference, and a usage error (exit 2,
+// naming the options) for heads that do not group.
+TEST(Cli, BenchCpuOpsPrintsEveryRowAndRejectsBadHeads) {
+  auto r = run_cli(
+      "bench cpu-ops --repeat 1 --batch 2 --seq 8 --decode-batch 2 --decode-len 8 --threads 1");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* what : {"attention fwd ", "attention fwd+bwd", "decode attention",
+                           "rmsnorm fwd+bwd", "rope fwd+bwd"}) {
+    const auto at = r.out.find(what);
+    ASSERT_NE(at, std::string::npos) << what << " missing:\n" << r.out;
+    // Each measurement prints a fused line, then a reference line.
+    const auto fused = r.out.find("fused", at);
+    EXPECT_NE(fused, std::string::npos) << what << ":\n" << r.out;
+    EXPECT_NE(r.out.find("reference", fused), std::string::npos) << what << ":\n" << r.out;
+  }
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 11) << r.out;  // header + 10 rows
+  auto bad = run_cli("bench cpu-ops --heads 3 --kv-heads 2");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--kv-heads"), std::string::npos) << bad.err;
 }
 
 TEST(Cli, EveryShippedConfigChecks) {
