@@ -31,16 +31,22 @@ case "$SCALE" in
   gpu)
     scale_sft=() scale_rl=() scale_rs=()
     : "${RS_PROMPTS:=2000}" "${RS_K:=8}" "${RS_PER_ITEM:=2}" "${EVAL_ITEMS:=500}" "${EVAL_K:=4}"
-    MAX_NEW=256 DEVICE=cuda
+    MAX_NEW=192 DEVICE=cuda # the RL config's rollout.max_new_tokens
     ;;
   cpu | test)
     DEVICE=cpu
     if [ "$SCALE" = cpu ]; then
-      hidden=128 layers=2 vocab=512 sft_steps=800 sft_batch=32 rl_steps=40 prompts=16 g=8
-      MAX_NEW=160
-      : "${RS_PROMPTS:=256}" "${RS_K:=8}" "${RS_PER_ITEM:=2}" "${EVAL_ITEMS:=100}" "${EVAL_K:=4}"
+      # The countdown recipe's CPU check (docs/recipes.md): its SFT stage (0.46M parameters,
+      # 1600 steps of 32 on 12000 countdown + 8000 arithmetic examples) and its GRPO stage
+      # (200 steps of 16 prompts x G = 8, 192 new tokens, lr 2e-4) for each RL stage; evaluation
+      # on its 200 held-out problems x 8 samples.
+      hidden=128 layers=2 vocab=512 sft_steps=1600 sft_batch=32 sft_n=12000 sft_warmup=20
+      rl_steps=200 prompts=16 g=8 rl_lr=2e-4 micro=64
+      MAX_NEW=192
+      : "${RS_PROMPTS:=256}" "${RS_K:=8}" "${RS_PER_ITEM:=2}" "${EVAL_ITEMS:=200}" "${EVAL_K:=8}"
     else
-      hidden=64 layers=2 vocab=384 sft_steps=300 sft_batch=32 rl_steps=2 prompts=8 g=4
+      hidden=64 layers=2 vocab=384 sft_steps=300 sft_batch=32 sft_n=8000 sft_warmup=50
+      rl_steps=2 prompts=8 g=4 rl_lr=5e-4 micro=32
       MAX_NEW=48
       : "${TASK:=count=2 max_number=5 max_target=10}"
       : "${RS_PROMPTS:=32}" "${RS_K:=4}" "${RS_PER_ITEM:=1}" "${EVAL_ITEMS:=16}" "${EVAL_K:=2}"
@@ -49,12 +55,12 @@ case "$SCALE" in
       --set model.architecture.intermediate_size=$((3 * hidden))
       --set model.architecture.num_hidden_layers=$layers
       --set model.architecture.num_attention_heads=4 --set tokenizer.train.vocab_size=$vocab
-      --set data.synthetic.0.n=8000 --set data.synthetic.1.n=8000 --set sft.batch_size=$sft_batch
-      --set trainer.steps=$sft_steps --set trainer.lr=3e-3)
+      --set data.synthetic.0.n=$sft_n --set data.synthetic.1.n=8000 --set sft.batch_size=$sft_batch
+      --set trainer.steps=$sft_steps --set trainer.lr=3e-3 --set trainer.warmup_steps=$sft_warmup)
     scale_rl=(--set trainer.device=cpu --set trainer.steps=$rl_steps
       --set trainer.prompts_per_step=$prompts --set rollout.n=$g
-      --set rollout.max_new_tokens=$MAX_NEW --set trainer.lr=5e-4
-      --set trainer.micro_batch_size=$((prompts * g)) --set data.synthetic.0.n=4000
+      --set rollout.max_new_tokens=$MAX_NEW --set trainer.lr=$rl_lr
+      --set trainer.micro_batch_size=$micro --set data.synthetic.0.n=4000
       --set checkpoint.every=0)
     scale_rs=(--set trainer.device=cpu --set sft.batch_size=32 --set trainer.lr=1e-3)
     ;;
