@@ -39,11 +39,13 @@ case "$SCALE" in
       # The countdown recipe's CPU check (docs/recipes.md): its SFT stage (0.46M parameters,
       # 1600 steps of 32 on 12000 countdown + 8000 arithmetic examples) and its GRPO stage
       # (200 steps of 16 prompts x G = 8, 192 new tokens, lr 2e-4) for each RL stage; evaluation
-      # on its 200 held-out problems x 8 samples.
+      # on its 200 held-out problems x 8 samples. Rejection sampling draws from 2000 prompts, as
+      # on the GPU: the search is a fixed procedure, so a prompt's right samples are mostly the
+      # same text and only about one per prompt is kept (distinct); sampling takes seconds.
       hidden=128 layers=2 vocab=512 sft_steps=1600 sft_batch=32 sft_n=12000 sft_warmup=20
       rl_steps=200 prompts=16 g=8 rl_lr=2e-4 micro=64
       MAX_NEW=192
-      : "${RS_PROMPTS:=256}" "${RS_K:=8}" "${RS_PER_ITEM:=2}" "${EVAL_ITEMS:=200}" "${EVAL_K:=8}"
+      : "${RS_PROMPTS:=2000}" "${RS_K:=8}" "${RS_PER_ITEM:=2}" "${EVAL_ITEMS:=200}" "${EVAL_K:=8}"
     else
       hidden=64 layers=2 vocab=384 sft_steps=300 sft_batch=32 sft_n=8000 sft_warmup=50
       rl_steps=2 prompts=8 g=4 rl_lr=5e-4 micro=32
