@@ -46,12 +46,6 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-std::vector<int64_t> range(int64_t begin, int64_t end) {
-  std::vector<int64_t> rows;
-  for (int64_t r = begin; r < end; ++r) rows.push_back(r);
-  return rows;
-}
-
 void run(const BenchTrainOptions& o) {
   const auto c = config::load_config(o.config, o.overrides).config;
   at::Device device(at::kCPU);
@@ -107,7 +101,7 @@ void run(const BenchTrainOptions& o) {
     const double t0 = now_seconds();
     auto out = at::zeros_like(batch.old_logprobs);
     for (int64_t b = 0; b < n; b += micro) {
-      auto sub = batch.select(range(b, std::min(n, b + micro)));
+      auto sub = batch.select(train::row_range(b, std::min(n, b + micro)));
       out.narrow(0, b, sub.size())
           .copy_(train::token_outputs(reference, sub, temperature, false).logprobs);
     }
@@ -122,7 +116,7 @@ void run(const BenchTrainOptions& o) {
     norm.max_response_length = o.response_len;
     optimizer->zero_grad();
     for (int64_t b = 0; b < n; b += micro) {
-      auto sub = batch.select(range(b, std::min(n, b + micro)));
+      auto sub = batch.select(train::row_range(b, std::min(n, b + micro)));
       auto tokens = train::token_outputs(policy, sub, temperature, c.algorithm.entropy_coef != 0);
       algo::PolicyLossInputs in;
       in.logprobs = tokens.logprobs;

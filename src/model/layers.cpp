@@ -104,7 +104,7 @@ AttentionImpl::AttentionImpl(const ModelArch& a, int64_t layer)
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& key_mask, KVCache* cache) {
+                                  const at::Tensor& key_mask, const ForwardOptions& o) {
   const int64_t b = x.size(0), t = x.size(1);
   // (B, T, H*D) -> (B, T, H, D); the q/k norms act per head, before the rotation.
   at::Tensor q = q_proj_(x).view({b, t, num_heads_, head_dim_});
@@ -114,9 +114,18 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     q = q_norm_(q);
     k = k_norm_(k);
   }
-  q = ops::apply_rope(q.transpose(1, 2), cos, sin, kernels_);          // (B, Hq, T, D)
-  k = ops::apply_rope(k.transpose(1, 2), cos, sin, kernels_);          // (B, Hkv, T, D)
-  if (cache != nullptr) std::tie(k, v) = cache->append(layer_, k, v);  // (B, Hkv, S, D)
+  q = ops::apply_rope(q.transpose(1, 2), cos, sin, kernels_);  // (B, Hq, T, D)
+  k = ops::apply_rope(k.transpose(1, 2), cos, sin, kernels_);  // (B, Hkv, T, D)
+  if (o.record_prefix != nullptr) {
+    o.record_prefix->keys[layer_] = k;
+    o.record_prefix->values[layer_] = v;
+  }
+  if (o.cache != nullptr) {
+    std::tie(k, v) = o.cache->append(layer_, k, v);  // (B, Hkv, S, D)
+  } else if (o.prefix != nullptr) {
+    k = at::cat({o.prefix->keys[layer_].index_select(0, o.prefix_rows), k}, 2);
+    v = at::cat({o.prefix->values[layer_].index_select(0, o.prefix_rows), v}, 2);
+  }
   const at::Tensor out =
       ops::causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim_)), key_mask,
                             kernels_);  // (B, Hq, T, D)
@@ -138,8 +147,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelArch& a, int64_t layer) {
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
                                      const at::Tensor& sin, const at::Tensor& key_mask,
-                                     KVCache* cache, MoeStats& stats) {
-  const at::Tensor h = x + self_attn_(input_layernorm_(x), cos, sin, key_mask, cache);
+                                     const ForwardOptions& options, MoeStats& stats) {
+  const at::Tensor h = x + self_attn_(input_layernorm_(x), cos, sin, key_mask, options);
   const at::Tensor normed = post_attention_layernorm_(h);
   return h + (moe_ ? moe_->forward(normed, stats) : mlp_(normed));
 }
@@ -171,7 +180,24 @@ KVCache CausalLMImpl::make_cache(int64_t batch, int64_t capacity) const {
 ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOptions& o) {
   GRPO_CHECK(input_ids.dim() == 2, "forward: input_ids must be (B, T), got ", input_ids.sizes());
   const int64_t b = input_ids.size(0), t = input_ids.size(1);
-  const int64_t past = o.cache != nullptr ? o.cache->length() : 0;
+  GRPO_CHECK(o.cache == nullptr || o.prefix == nullptr,
+             "forward: a KV cache and a prefix cannot both be given");
+  if (o.prefix != nullptr) {
+    GRPO_CHECK(static_cast<int64_t>(o.prefix->keys.size()) == arch_.num_layers &&
+                   o.prefix->values.size() == o.prefix->keys.size(),
+               "forward: the prefix holds ", o.prefix->keys.size(), " layers, the model ",
+               arch_.num_layers);
+    GRPO_CHECK(o.prefix_rows.defined() && o.prefix_rows.dim() == 1 && o.prefix_rows.size(0) == b &&
+                   o.prefix_rows.scalar_type() == at::kLong,
+               "forward: prefix_rows must be (", b, ") int64");
+  }
+  if (o.record_prefix != nullptr) {
+    o.record_prefix->keys.assign(static_cast<size_t>(arch_.num_layers), at::Tensor());
+    o.record_prefix->values.assign(static_cast<size_t>(arch_.num_layers), at::Tensor());
+  }
+  const int64_t past = o.cache != nullptr    ? o.cache->length()
+                       : o.prefix != nullptr ? o.prefix->length()
+                                             : 0;
   at::Tensor positions = o.position_ids;
   if (!positions.defined()) {
     positions = at::arange(past, past + t, input_ids.options().dtype(at::kLong))
@@ -195,7 +221,7 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
   at::Tensor x = model_->embed_tokens(input_ids);                                // (B, T, H)
   const auto [cos, sin] = ops::rope_cos_sin(rope_, positions, x.scalar_type());  // (B, T, D)
   for (const auto& layer : *model_->layers) {
-    x = layer->as<DecoderLayer>()->forward(x, cos, sin, key_mask, o.cache, stats);
+    x = layer->as<DecoderLayer>()->forward(x, cos, sin, key_mask, o, stats);
   }
   if (o.cache != nullptr) o.cache->advance(t);
   ForwardOutput out;

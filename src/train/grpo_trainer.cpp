@@ -29,6 +29,7 @@
 #include "grpo/train/optimizer.h"
 #include "grpo/train/rollout_metrics.h"
 #include "grpo/train/run_sinks.h"
+#include "grpo/train/shared_prompts.h"
 #include "grpo/train/stop_signal.h"
 #include "grpo/train/train_batch.h"
 
@@ -105,12 +106,21 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       if (norm.tokens == 0) continue;  // every completion masked (algorithm.mask_truncated)
       run.optimizer->zero_grad();
       double loss = 0;
-      const auto micro_batches = length_sorted_micro_batches(batch, begin, end, micro);
+      // Each distinct prompt once (SharedPrompts), or every row whole.
+      std::optional<SharedPrompts> prompts;
+      if (run.config.trainer.share_prompts && prompt_sharing_pays(batch, begin, end, micro)) {
+        auto amp = autocast(run);
+        prompts.emplace(run.policy, batch, row_range(begin, end));
+        prompts->detach();
+      }
+      const auto micro_batches = length_sorted_micro_batches(
+          prompts ? batch.completion_lengths() : batch.seq_lengths, begin, end, micro);
       for (size_t i = 0; i < micro_batches.size(); ++i) {
         auto sub = batch.select(micro_batches[i]);
         auto tokens = [&] {
           auto amp = autocast(run);
-          return token_outputs(run.policy, sub, run.logprob_temperature, true);
+          return prompts ? prompts->token_outputs(run.policy, sub, run.logprob_temperature, true)
+                         : token_outputs(run.policy, sub, run.logprob_temperature, true);
         }();
         algo::PolicyLossInputs in;
         in.logprobs = tokens.logprobs;
@@ -120,10 +130,14 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
         in.ref_logprobs = sub.ref_logprobs;
         in.entropy = algorithm.entropy_coef != 0.0 ? tokens.entropy : tokens.entropy.detach();
         auto out = algo::policy_loss(in, norm, algorithm);
-        if (i + 1 == micro_batches.size()) run.dp->before_last_backward();
+        if (!prompts && i + 1 == micro_batches.size()) run.dp->before_last_backward();
         out.loss.backward();
         loss += out.loss.item<double>();
         stats += out.stats.cpu();
+      }
+      if (prompts) {
+        run.dp->before_last_backward();
+        prompts->backward();
       }
       run.dp->reduce_gradients();
       loss = run.dp->sum({loss}, "loss")[0];
@@ -318,9 +332,16 @@ at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& b
   torch::NoGradGuard no_grad;
   auto amp = autocast(run);
   auto out = at::zeros_like(batch.old_logprobs);
-  for (const auto& rows :
-       length_sorted_micro_batches(batch, 0, batch.size(), run.plan.micro_batch_size)) {
-    auto lp = token_outputs(model, batch.select(rows), run.logprob_temperature, false).logprobs;
+  const int64_t micro = run.plan.micro_batch_size;
+  std::optional<SharedPrompts> prompts;
+  if (run.config.trainer.share_prompts && prompt_sharing_pays(batch, 0, batch.size(), micro)) {
+    prompts.emplace(model, batch, row_range(0, batch.size()));
+  }
+  for (const auto& rows : length_sorted_micro_batches(
+           prompts ? batch.completion_lengths() : batch.seq_lengths, 0, batch.size(), micro)) {
+    const auto sub = batch.select(rows);
+    auto lp = prompts ? prompts->token_outputs(model, sub, run.logprob_temperature, false).logprobs
+                      : token_outputs(model, sub, run.logprob_temperature, false).logprobs;
     out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(out.device()), lp);
   }
   return out;

@@ -2,6 +2,7 @@
 #include "grpo/train/train_batch.h"
 
 #include <algorithm>
+#include <map>
 
 #include "grpo/core/error.h"
 
@@ -26,6 +27,7 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
   auto mask_a = mask.accessor<float, 2>();
   auto old_a = old.accessor<float, 2>();
   TrainBatch batch;
+  std::map<std::vector<int32_t>, int64_t> first_row;  // prompt tokens -> its first row
   for (int64_t i = 0; i < n; ++i) {
     const auto& r = rollouts[i];
     GRPO_CHECK(r.logprobs.size() == r.completion_ids.size(), "rollout ", i, " has ",
@@ -41,6 +43,8 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
     }
     for (int64_t k = 0; k < t; ++k) att_a[i][k] = 1;
     batch.seq_lengths.push_back(p + static_cast<int64_t>(r.completion_ids.size()));
+    batch.prompt_lengths.push_back(p);
+    batch.prompt_keys.push_back(first_row.emplace(r.prompt_ids, i).first->second);
   }
   batch.input_ids = ids;
   batch.attention_mask = attention;
@@ -65,20 +69,40 @@ TrainBatch TrainBatch::select(const std::vector<int64_t>& rows) const {
   out.old_logprobs = pick(old_logprobs, length - 1);
   out.ref_logprobs = pick(ref_logprobs, length - 1);
   out.advantages = advantages.index_select(0, index.to(advantages.device()));
-  for (int64_t r : rows) out.seq_lengths.push_back(seq_lengths[r]);
+  for (int64_t r : rows) {
+    out.seq_lengths.push_back(seq_lengths[r]);
+    if (!prompt_keys.empty()) {
+      out.prompt_lengths.push_back(prompt_lengths.at(r));
+      out.prompt_keys.push_back(prompt_keys.at(r));
+    }
+  }
   return out;
 }
 
-std::vector<std::vector<int64_t>> length_sorted_micro_batches(const TrainBatch& batch,
+std::vector<int64_t> TrainBatch::completion_lengths() const {
+  GRPO_CHECK(prompt_lengths.size() == seq_lengths.size(),
+             "TrainBatch: prompt lengths unknown for completion lengths");
+  std::vector<int64_t> out(seq_lengths.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = seq_lengths[i] - prompt_lengths[i];
+  return out;
+}
+
+std::vector<int64_t> row_range(int64_t begin, int64_t end) {
+  std::vector<int64_t> rows;
+  for (int64_t r = begin; r < end; ++r) rows.push_back(r);
+  return rows;
+}
+
+std::vector<std::vector<int64_t>> length_sorted_micro_batches(const std::vector<int64_t>& lengths,
                                                               int64_t begin, int64_t end,
                                                               int64_t micro) {
-  GRPO_CHECK(0 <= begin && begin <= end && end <= batch.size() && micro > 0,
-             "length_sorted_micro_batches: bad range [", begin, ", ", end, ") of ", batch.size(),
+  const auto rows = static_cast<int64_t>(lengths.size());
+  GRPO_CHECK(0 <= begin && begin <= end && end <= rows && micro > 0,
+             "length_sorted_micro_batches: bad range [", begin, ", ", end, ") of ", rows,
              " rows or micro-batch size ", micro);
-  std::vector<int64_t> order;
-  for (int64_t r = begin; r < end; ++r) order.push_back(r);
+  std::vector<int64_t> order = row_range(begin, end);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return batch.seq_lengths.at(a) > batch.seq_lengths.at(b);
+    return lengths[static_cast<size_t>(a)] > lengths[static_cast<size_t>(b)];
   });
   std::vector<std::vector<int64_t>> out;
   for (size_t i = 0; i < order.size(); i += static_cast<size_t>(micro)) {
@@ -126,16 +150,20 @@ TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, doub
   const int64_t n = batch.size(), length = batch.input_ids.size(1);
   // Only the completion positions are projected onto the vocabulary: prompt and padding rows
   // never reach the loss.
-  const auto picked = next_token_logprobs(model, batch.input_ids, batch.attention_mask,
-                                          batch.response_mask, temperature, with_entropy);
+  return scatter_token_outputs(next_token_logprobs(model, batch.input_ids, batch.attention_mask,
+                                                   batch.response_mask, temperature, with_entropy),
+                               n, length);
+}
+
+TokenOutputs scatter_token_outputs(const PickedLogprobs& picked, int64_t rows, int64_t length) {
   const auto scatter = [&](const at::Tensor& values) {
-    return at::zeros({n * (length - 1)}, values.options())
+    return at::zeros({rows * (length - 1)}, values.options())
         .index_copy(0, picked.positions, values)
-        .view({n, length - 1});
+        .view({rows, length - 1});
   };
   TokenOutputs out;
   out.logprobs = scatter(picked.values.logprobs);
-  if (with_entropy) out.entropy = scatter(picked.values.entropy);
+  if (picked.values.entropy.defined()) out.entropy = scatter(picked.values.entropy);
   return out;
 }
 

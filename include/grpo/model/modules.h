@@ -37,8 +37,22 @@ class KVCache {
   int64_t batch_, capacity_, length_ = 0;
 };
 
+// Keys and values (after RoPE) of every layer for a batch of prefixes, with autograd: rows that
+// continue a prefix attend to it in a training forward, where the KVCache (inference only) cannot
+// serve. The trainer runs each distinct prompt once and its G completions continue it.
+struct PrefixKV {
+  std::vector<at::Tensor> keys, values;  // per layer (prefixes, Hkv, P, D)
+  int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
+};
+
 struct ForwardOptions {
-  KVCache* cache = nullptr;    // when set: the input continues the cached sequence
+  KVCache* cache = nullptr;  // when set: the input continues the cached sequence
+  // When set: the forward stores every layer's keys and values of this input here.
+  PrefixKV* record_prefix = nullptr;
+  // When set (not with `cache`): row b of the input continues row prefix_rows[b] of `prefix`;
+  // attention_mask then covers the prefix's P positions and the input's T, (B, P + T).
+  const PrefixKV* prefix = nullptr;
+  at::Tensor prefix_rows;      // (B) int64
   at::Tensor position_ids;     // (B, T) int64; default: cache length + 0..T-1
   at::Tensor attention_mask;   // (B, past + T) 1 = real token, 0 = padding; default: all real
   bool router_losses = false;  // compute the MoE load-balancing and z losses
@@ -113,8 +127,10 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const ModelArch& arch, int64_t layer);
   // x (B, T, H); cos/sin (B, T, D); key_mask (B, S) bool or undefined -> (B, T, H).
+  // Keys and values beyond the input's own come from (or go to) options.cache / prefix /
+  // record_prefix.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& key_mask, KVCache* cache);
+                     const at::Tensor& key_mask, const ForwardOptions& options);
 
  private:
   int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
@@ -161,7 +177,7 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelArch& arch, int64_t layer);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& key_mask, KVCache* cache, MoeStats& stats);
+                     const at::Tensor& key_mask, const ForwardOptions& options, MoeStats& stats);
 
  private:
   RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};

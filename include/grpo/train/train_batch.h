@@ -23,17 +23,26 @@ struct TrainBatch {
   at::Tensor ref_logprobs;           // (N, L-1) float32 or undefined (beta == 0)
   at::Tensor advantages;             // (N) float32, one per completion
   std::vector<int64_t> seq_lengths;  // real tokens per row (prompt + completion)
+  // Prompt tokens per row, and a key per row: rows with equal keys have identical prompts (the
+  // first such row's index in make_train_batch). Empty: unknown (no prompt sharing).
+  std::vector<int64_t> prompt_lengths, prompt_keys;
 
   int64_t size() const { return input_ids.size(0); }
+  // seq_lengths minus prompt_lengths.
+  std::vector<int64_t> completion_lengths() const;
   // Rows `rows` (int64 on any device), trimmed to their longest real sequence.
   TrainBatch select(const std::vector<int64_t>& rows) const;
   TrainBatch to(const at::Device& device) const;
 };
 
-// Rows [begin, end) of `batch` in micro-batches of at most `micro` rows, longest sequences first,
-// so that each micro-batch pads to lengths close to its own rows' (TrainBatch::select trims to
-// the longest row). A sum over the micro-batches is the same as in row order.
-std::vector<std::vector<int64_t>> length_sorted_micro_batches(const TrainBatch& batch,
+// begin, begin + 1, ..., end - 1.
+std::vector<int64_t> row_range(int64_t begin, int64_t end);
+
+// Rows [begin, end) in micro-batches of at most `micro` rows, longest first by `lengths` (one per
+// row: TrainBatch::seq_lengths, or completion_lengths() for SharedPrompts), so that each
+// micro-batch pads to lengths close to its own rows' (TrainBatch::select trims to the longest
+// row). A sum over the micro-batches is the same as in row order.
+std::vector<std::vector<int64_t>> length_sorted_micro_batches(const std::vector<int64_t>& lengths,
                                                               int64_t begin, int64_t end,
                                                               int64_t micro);
 
@@ -64,5 +73,8 @@ struct TokenOutputs {
 // order, so the first importance ratio of a step is 1 up to floating-point reassociation.
 TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, double temperature,
                            bool with_entropy);
+
+// The (N, L-1) TokenOutputs of `picked` over a batch of N rows of length L.
+TokenOutputs scatter_token_outputs(const PickedLogprobs& picked, int64_t rows, int64_t length);
 
 }  // namespace grpo::train
