@@ -21,6 +21,10 @@ int64_t default_chunk_rows(int64_t vocab) {
   return std::max<int64_t>(1, (int64_t{32} << 20) / std::max<int64_t>(vocab, 1));
 }
 
+// A forward whose gradient will be needed keeps its probabilities (and logits, for the entropy's
+// gradient) when they are at most this many values, instead of recomputing them in the backward.
+constexpr int64_t kKeepValues = int64_t{1} << 22;
+
 // The softmax runs in float32, or in float64 for float64 products (tests).
 at::ScalarType softmax_dtype(at::ScalarType product) {
   return product == at::kDouble ? at::kDouble : at::kFloat;
@@ -38,9 +42,11 @@ class TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFunc
   static variable_list forward(AutogradContext* ctx, const at::Tensor& hidden,
                                const at::Tensor& weight, const at::Tensor& targets,
                                double temperature, bool with_entropy, int64_t chunk_rows,
-                               int64_t product_dtype) {
+                               int64_t product_dtype, bool for_backward) {
     const auto dtype = static_cast<at::ScalarType>(product_dtype);
     const int64_t rows = hidden.size(0);
+    const bool keep = for_backward && rows <= chunk_rows && rows * weight.size(0) <= kKeepValues;
+    at::Tensor kept_p, kept_z;  // (rows, V) when `keep`: one chunk
     const at::Tensor h = hidden.to(dtype), w = weight.to(dtype);
     const auto f32 = hidden.options().dtype(softmax_dtype(dtype));
     at::Tensor lse = at::empty({rows}, f32), logprobs = at::empty({rows}, f32);
@@ -53,6 +59,10 @@ class TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFunc
       const at::Tensor e = (z - m).exp_();
       const at::Tensor s = e.sum(1, /*keepdim=*/true);
       const at::Tensor chunk_lse = (m + s.log()).squeeze(1);
+      if (keep) {
+        kept_p = e / s;
+        if (with_entropy) kept_z = z;
+      }
       lse.narrow(0, begin, n).copy_(chunk_lse);
       const at::Tensor target_logit = z.gather(1, targets.narrow(0, begin, n).unsqueeze(1));
       logprobs.narrow(0, begin, n).copy_(target_logit.squeeze(1) - chunk_lse);
@@ -62,7 +72,8 @@ class TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFunc
         entropy.narrow(0, begin, n).copy_(chunk_lse - (e.mul_(z)).sum(1) / s.squeeze(1));
       }
     }
-    ctx->save_for_backward({hidden, weight, targets, lse, with_entropy ? entropy : at::Tensor()});
+    ctx->save_for_backward(
+        {hidden, weight, targets, lse, with_entropy ? entropy : at::Tensor(), kept_p, kept_z});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk_rows"] = chunk_rows;
     ctx->saved_data["dtype"] = product_dtype;
@@ -73,7 +84,7 @@ class TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFunc
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2], &lse = saved[3],
-                     &entropy = saved[4];
+                     &entropy = saved[4], &kept_p = saved[5], &kept_z = saved[6];
     const double temperature = ctx->saved_data["temperature"].toDouble();
     const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
@@ -94,15 +105,18 @@ class TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFunc
       const int64_t n = std::min(chunk_rows, rows - begin);
       const at::Tensor h_c = h.narrow(0, begin, n);
       const at::Tensor chunk_lse = lse.narrow(0, begin, n).unsqueeze(1);
-      at::Tensor z = chunk_logits(h_c, w, temperature);  // (n, V)
-      const at::Tensor p = (z - chunk_lse).exp_();
+      // (n, V) logits and probabilities: kept by the forward (one chunk), or recomputed. Not
+      // written to (the kept ones are saved variables).
+      const bool kept = kept_p.defined() && (kept_z.defined() || !with_entropy);
+      const at::Tensor z = kept ? kept_z : chunk_logits(h_c, w, temperature);
+      const at::Tensor p = kept ? kept_p : (z - chunk_lse).exp_();
       const at::Tensor a_c = a.narrow(0, begin, n).unsqueeze(1);
       at::Tensor grad_z;
       if (with_entropy) {
         const at::Tensor shift = chunk_lse - entropy.narrow(0, begin, n).unsqueeze(1);
-        grad_z = z.sub_(shift).mul_(b.narrow(0, begin, n).unsqueeze(1)).add_(a_c).mul_(p).neg_();
+        grad_z = (z - shift).mul_(b.narrow(0, begin, n).unsqueeze(1)).add_(a_c).mul_(p).neg_();
       } else {
-        grad_z = p.mul_(a_c).neg_();
+        grad_z = (p * a_c).neg_();
       }
       grad_z.scatter_add_(1, targets.narrow(0, begin, n).unsqueeze(1), a_c);
       const at::Tensor gz = grad_z.to(dtype);
@@ -116,7 +130,7 @@ class TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFunc
     return {grad_h,       grad_w.to(weight.scalar_type()),
             at::Tensor(), at::Tensor(),
             at::Tensor(), at::Tensor(),
-            at::Tensor()};
+            at::Tensor(), at::Tensor()};
   }
 };
 
@@ -137,9 +151,11 @@ TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& weight,
           ? compat::autocast_dtype(device)
           : hidden.scalar_type();
   if (chunk_rows <= 0) chunk_rows = default_chunk_rows(weight.size(0));
+  const bool for_backward =
+      at::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad());
   const auto out =
       TokenLogprobsFunction::apply(hidden, weight, targets.to(at::kLong), temperature, with_entropy,
-                                   chunk_rows, static_cast<int64_t>(dtype));
+                                   chunk_rows, static_cast<int64_t>(dtype), for_backward);
   TokenLogprobs result;
   result.logprobs = out[0];
   if (with_entropy) result.entropy = out[1];

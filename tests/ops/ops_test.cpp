@@ -235,16 +235,24 @@ TEST(Ops, TokenLogprobsMatchComposite) {
     EXPECT_TRUE(at::allclose(h.grad(), h_ref.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
     EXPECT_TRUE(at::allclose(w.grad(), w_ref.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
   }
-  // Log-probs alone (no entropy output): the gradient is the log-prob term only.
-  at::Tensor h = h0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
-  const auto out = ops::token_logprobs(h, w, targets, temperature, false, 4);
-  EXPECT_FALSE(out.entropy.defined());
-  (out.logprobs * g_lp).sum().backward();
+  // Log-probs alone (no entropy output): the gradient is the log-prob term only. Chunks of 4
+  // recompute the probabilities in the backward; one chunk (0) keeps them from the forward.
   at::Tensor h2 = h0.clone().set_requires_grad(true), w2 = w0.clone().set_requires_grad(true);
   (at::log_softmax(h2.mm(w2.t()) / temperature, -1).gather(1, targets.unsqueeze(1)).squeeze(1) *
    g_lp)
       .sum()
       .backward();
+  for (const int64_t chunk : {int64_t{4}, int64_t{0}}) {
+    at::Tensor h = h0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
+    const auto out = ops::token_logprobs(h, w, targets, temperature, false, chunk);
+    EXPECT_FALSE(out.entropy.defined());
+    (out.logprobs * g_lp).sum().backward();
+    EXPECT_TRUE(at::allclose(h.grad(), h2.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
+    EXPECT_TRUE(at::allclose(w.grad(), w2.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
+  }
+  // With the entropy computed but not differentiated (its output unused by the loss).
+  at::Tensor h = h0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
+  (ops::token_logprobs(h, w, targets, temperature, true).logprobs * g_lp).sum().backward();
   EXPECT_TRUE(at::allclose(h.grad(), h2.grad(), 1e-10, 1e-12));
   EXPECT_TRUE(at::allclose(w.grad(), w2.grad(), 1e-10, 1e-12));
 }

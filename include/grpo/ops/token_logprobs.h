@@ -1,8 +1,10 @@
 // Log-probabilities (and entropy) of chosen tokens straight from final hidden states: the output
-// projection, log-softmax and gather in one autograd function that never keeps a (rows, vocab)
+// projection, log-softmax and gather in one autograd function that keeps no large (rows, vocab)
 // tensor alive between forward and backward. Rows are processed in chunks; the backward
 // recomputes each chunk's logits from the saved hidden rows (as fused linear cross-entropy
-// kernels do). The composite reference is log_softmax(hidden W^T / T).gather(targets).
+// kernels do), unless they were one chunk of at most 4M values, which the forward then keeps
+// (small models: the recompute would cost another product and exp). The composite reference
+// is log_softmax(hidden W^T / T).gather(targets).
 #pragma once
 
 #include <ATen/ATen.h>
