@@ -21,6 +21,7 @@
 #include "grpo/text/tokenizer.h"
 #include "grpo/torch_compat.h"
 #include "grpo/train/optimizer.h"
+#include "grpo/train/shared_prompts.h"
 #include "grpo/train/train_batch.h"
 #include "verbs.h"
 
@@ -33,6 +34,7 @@ struct BenchTrainOptions {
   int batch = 16;  // completions per optimizer step
   int prompt_len = 64;
   int response_len = 192;
+  int group = 1;  // completions per prompt (rows sharing their prompt tokens)
   int steps = 3;
   int64_t vocab = 0;  // 0: the config's tokenizer's, or 32000 without one
   std::string device = "auto";
@@ -56,6 +58,8 @@ void run(const BenchTrainOptions& o) {
   }
   GRPO_CHECK_KIND(usage, o.batch >= 1 && o.prompt_len >= 1 && o.response_len >= 1 && o.steps >= 1,
                   "bench train: --batch, --prompt-len, --response-len and --steps must be >= 1");
+  GRPO_CHECK_KIND(usage, o.group >= 1 && o.batch % o.group == 0, "bench train: --group ", o.group,
+                  " must be >= 1 and divide --batch ", o.batch);
   int64_t vocab = o.vocab;
   const std::string tokenizer_dir = c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path;
   if (vocab == 0 && !tokenizer_dir.empty() && std::filesystem::exists(tokenizer_dir)) {
@@ -77,10 +81,18 @@ void run(const BenchTrainOptions& o) {
   const auto params = train::trainable_parameters(*policy);
   auto optimizer = train::make_adamw(params, c.trainer);
 
-  // Synthetic completions: random ids, every response token counted, mixed-sign advantages.
+  // Synthetic completions: random ids, every response token counted, mixed-sign advantages;
+  // each run of --group rows shares its prompt.
   const int64_t n = o.batch, length = o.prompt_len + o.response_len;
   train::TrainBatch batch;
   batch.input_ids = at::randint(0, arch.vocab_size, {n, length}, at::kLong);
+  const at::Tensor firsts = at::arange(n, at::kLong).div(o.group, "floor").mul(o.group);
+  batch.input_ids.narrow(1, 0, o.prompt_len)
+      .copy_(batch.input_ids.narrow(1, 0, o.prompt_len).index_select(0, firsts));
+  for (int64_t r = 0; r < n; ++r) {
+    batch.prompt_keys.push_back(r / o.group * o.group);
+    batch.prompt_lengths.push_back(o.prompt_len);
+  }
   batch.attention_mask = at::ones({n, length}, at::kLong);
   batch.response_mask = at::zeros({n, length - 1}, at::kFloat);
   batch.response_mask.narrow(1, o.prompt_len - 1, o.response_len).fill_(1.0f);
@@ -93,6 +105,8 @@ void run(const BenchTrainOptions& o) {
     batch.old_logprobs = train::token_outputs(policy, batch, temperature, false).logprobs;
   }
   const int64_t micro = c.trainer.micro_batch_size > 0 ? c.trainer.micro_batch_size : n;
+  const bool share = c.trainer.share_prompts;
+  bool shared = false;
 
   double ref_s = 0;
   auto reference_pass = [&] {
@@ -100,10 +114,11 @@ void run(const BenchTrainOptions& o) {
     torch::NoGradGuard no_grad;
     const double t0 = now_seconds();
     auto out = at::zeros_like(batch.old_logprobs);
-    for (int64_t b = 0; b < n; b += micro) {
-      auto sub = batch.select(train::row_range(b, std::min(n, b + micro)));
-      out.narrow(0, b, sub.size())
-          .copy_(train::token_outputs(reference, sub, temperature, false).logprobs);
+    const auto plan = train::plan_forward(reference, batch, 0, n, micro, share);
+    for (const auto& rows : plan.micro_batches) {
+      const auto lp =
+          plan.token_outputs(reference, batch.select(rows), temperature, false).logprobs;
+      out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(device), lp);
     }
     batch.ref_logprobs = out;
     sync(device);
@@ -115,9 +130,12 @@ void run(const BenchTrainOptions& o) {
     norm.sequences = static_cast<double>(n);
     norm.max_response_length = o.response_len;
     optimizer->zero_grad();
-    for (int64_t b = 0; b < n; b += micro) {
-      auto sub = batch.select(train::row_range(b, std::min(n, b + micro)));
-      auto tokens = train::token_outputs(policy, sub, temperature, c.algorithm.entropy_coef != 0);
+    auto plan = train::plan_forward(policy, batch, 0, n, micro, share);
+    shared = plan.prompts.has_value();
+    if (plan.prompts) plan.prompts->detach();
+    for (const auto& rows : plan.micro_batches) {
+      auto sub = batch.select(rows);
+      auto tokens = plan.token_outputs(policy, sub, temperature, c.algorithm.entropy_coef != 0);
       algo::PolicyLossInputs in;
       in.logprobs = tokens.logprobs;
       in.old_logprobs = sub.old_logprobs;
@@ -127,6 +145,7 @@ void run(const BenchTrainOptions& o) {
       in.entropy = tokens.entropy;
       algo::policy_loss(in, norm, c.algorithm).loss.backward();
     }
+    if (plan.prompts) plan.prompts->backward();
     train::clip_grad_norm(params, c.trainer.max_grad_norm);
     optimizer->step();
     sync(device);
@@ -159,6 +178,9 @@ void run(const BenchTrainOptions& o) {
       "micro-batch %lld, beta %g\n",
       static_cast<long long>(n), o.prompt_len, o.response_len, static_cast<long long>(micro),
       c.algorithm.beta);
+  std::printf("  prompts               %lld, %d completions each, %s\n",
+              static_cast<long long>(n / o.group), o.group,
+              shared ? "run once each (trainer.share_prompts)" : "run with every completion");
   std::printf("  update (fwd+bwd+step) %10.1f tokens/s  %10.1f response tokens/s  (%.1f ms)\n",
               tokens / upd, response_tokens / upd, upd * 1e3);
   if (reference) {
@@ -180,6 +202,9 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--prompt-len", o->prompt_len, "Prompt tokens per completion")
       ->capture_default_str();
   cmd->add_option("--response-len", o->response_len, "Response tokens per completion")
+      ->capture_default_str();
+  cmd->add_option("--group", o->group,
+                  "Completions per prompt (trainer.share_prompts runs each prompt once)")
       ->capture_default_str();
   cmd->add_option("--steps", o->steps, "Timed optimizer steps (median reported)")
       ->capture_default_str();

@@ -107,20 +107,18 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       run.optimizer->zero_grad();
       double loss = 0;
       // Each distinct prompt once (SharedPrompts), or every row whole.
-      std::optional<SharedPrompts> prompts;
-      if (run.config.trainer.share_prompts && prompt_sharing_pays(batch, begin, end, micro)) {
+      ForwardPlan plan = [&] {
         auto amp = autocast(run);
-        prompts.emplace(run.policy, batch, row_range(begin, end));
-        prompts->detach();
-      }
-      const auto micro_batches = length_sorted_micro_batches(
-          prompts ? batch.completion_lengths() : batch.seq_lengths, begin, end, micro);
+        return plan_forward(run.policy, batch, begin, end, micro, run.config.trainer.share_prompts);
+      }();
+      auto& prompts = plan.prompts;
+      if (prompts) prompts->detach();
+      const auto& micro_batches = plan.micro_batches;
       for (size_t i = 0; i < micro_batches.size(); ++i) {
         auto sub = batch.select(micro_batches[i]);
         auto tokens = [&] {
           auto amp = autocast(run);
-          return prompts ? prompts->token_outputs(run.policy, sub, run.logprob_temperature, true)
-                         : token_outputs(run.policy, sub, run.logprob_temperature, true);
+          return plan.token_outputs(run.policy, sub, run.logprob_temperature, true);
         }();
         algo::PolicyLossInputs in;
         in.logprobs = tokens.logprobs;
@@ -332,16 +330,11 @@ at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& b
   torch::NoGradGuard no_grad;
   auto amp = autocast(run);
   auto out = at::zeros_like(batch.old_logprobs);
-  const int64_t micro = run.plan.micro_batch_size;
-  std::optional<SharedPrompts> prompts;
-  if (run.config.trainer.share_prompts && prompt_sharing_pays(batch, 0, batch.size(), micro)) {
-    prompts.emplace(model, batch, row_range(0, batch.size()));
-  }
-  for (const auto& rows : length_sorted_micro_batches(
-           prompts ? batch.completion_lengths() : batch.seq_lengths, 0, batch.size(), micro)) {
+  const ForwardPlan plan = plan_forward(model, batch, 0, batch.size(), run.plan.micro_batch_size,
+                                        run.config.trainer.share_prompts);
+  for (const auto& rows : plan.micro_batches) {
     const auto sub = batch.select(rows);
-    auto lp = prompts ? prompts->token_outputs(model, sub, run.logprob_temperature, false).logprobs
-                      : token_outputs(model, sub, run.logprob_temperature, false).logprobs;
+    auto lp = plan.token_outputs(model, sub, run.logprob_temperature, false).logprobs;
     out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(out.device()), lp);
   }
   return out;

@@ -167,7 +167,26 @@ bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, in
   const auto completion = batch.completion_lengths();
   const int64_t continued =
       padded_tokens(length_sorted_micro_batches(completion, begin, end, micro), completion, -1, 0);
-  return prompt_tokens + continued < whole && prompt_tokens <= largest_micro;
+  // At least a tenth fewer tokens: the prompts' own forward and the completions' attention to
+  // their keys cost something beyond the token count.
+  return 10 * (prompt_tokens + continued) <= 9 * whole && prompt_tokens <= largest_micro;
+}
+
+TokenOutputs ForwardPlan::token_outputs(model::CausalLM& model, const TrainBatch& sub,
+                                        double temperature, bool with_entropy) const {
+  return prompts ? prompts->token_outputs(model, sub, temperature, with_entropy)
+                 : train::token_outputs(model, sub, temperature, with_entropy);
+}
+
+ForwardPlan plan_forward(model::CausalLM& model, const TrainBatch& batch, int64_t begin,
+                         int64_t end, int64_t micro, bool share) {
+  ForwardPlan plan;
+  if (share && prompt_sharing_pays(batch, begin, end, micro)) {
+    plan.prompts.emplace(model, batch, row_range(begin, end));
+  }
+  plan.micro_batches = length_sorted_micro_batches(
+      plan.prompts ? batch.completion_lengths() : batch.seq_lengths, begin, end, micro);
+  return plan;
 }
 
 }  // namespace grpo::train

@@ -50,6 +50,36 @@ TEST(Cli, BenchCpuOpsPrintsEveryRowAndRejectsBadHeads) {
   EXPECT_NE(bad.err.find("--kv-heads"), std::string::npos) << bad.err;
 }
 
+// `grpo bench train` on a tiny random model: groups of completions share their prompt (run once
+// each) unless trainer.share_prompts is off; a group that does not divide the batch is a usage
+// error naming --group.
+TEST(Cli, BenchTrainSharesPromptsOfAGroup) {
+  const std::string config = temp_file("bench_train.yaml", R"(model:
+  init: random
+  architecture: {model_type: qwen2, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+                 num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64}
+algorithm: {beta: 0.01}
+trainer: {micro_batch_size: 4, device: cpu}
+)");
+  const std::string base = "bench train --config " + shell_quote(config) +
+                           " --vocab 64 --batch 8 --prompt-len 8 --response-len 4 --steps 1";
+  auto r = run_cli(base + " --group 4");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("prompts               2, 4 completions each, run once each"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("update (fwd+bwd+step)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reference forward"), std::string::npos) << r.out;
+  r = run_cli(base + " --group 4 --set trainer.share_prompts=false");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("2, 4 completions each, run with every completion"), std::string::npos)
+      << r.out;
+  r = run_cli(base + " --group 3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--group 3"), std::string::npos) << r.err;
+  fs::remove(config);
+}
+
 TEST(Cli, EveryShippedConfigChecks) {
   int checked = 0;
   for (const auto& entry :

@@ -180,11 +180,13 @@ TEST(SharedPrompts, PaysOnlyWhenItSavesTokensWithinAMicroBatch) {
   // 10 + 8 x 4 = 42.
   std::vector<std::array<int64_t, 3>> one(8, {0, 10, 5});
   EXPECT_TRUE(gt::prompt_sharing_pays(batch_of(one), 0, 8, 8));
-  // Every prompt distinct: shared 8 x 10 + 8 x 4 = 112 against 120 -- fewer tokens, and the
-  // prompts (80) fit the largest micro-batch (120).
-  std::vector<std::array<int64_t, 3>> distinct;
+  // Every prompt distinct: shared 8 x 10 + 8 x 4 = 112 against 120, under a tenth fewer; two
+  // rows per prompt: 4 x 10 + 32 = 72, and the prompts (40) fit the largest micro-batch (120).
+  std::vector<std::array<int64_t, 3>> distinct, pairs;
   for (int64_t i = 0; i < 8; ++i) distinct.push_back({i, 10, 5});
-  EXPECT_TRUE(gt::prompt_sharing_pays(batch_of(distinct), 0, 8, 8));
+  for (int64_t i = 0; i < 8; ++i) pairs.push_back({i / 2, 10, 5});
+  EXPECT_FALSE(gt::prompt_sharing_pays(batch_of(distinct), 0, 8, 8));
+  EXPECT_TRUE(gt::prompt_sharing_pays(batch_of(pairs), 0, 8, 8));
   // Distinct prompts of unequal lengths pad to the longest: 8 x 19 + 8 x 4 = 184 against
   // 4 x 24 + 4 x 15 = 156 (micro-batches of 4, longest first).
   distinct.clear();

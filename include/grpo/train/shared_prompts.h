@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -50,9 +51,25 @@ class SharedPrompts {
 };
 
 // Whether SharedPrompts pays for rows [begin, end) of `batch` in micro-batches of `micro` rows:
-// the distinct prompts plus the completions hold fewer tokens than the rows run whole, and the
+// the distinct prompts plus the completions hold at least 10% fewer tokens than the rows run
+// whole (padded per micro-batch both ways), and the
 // prompts hold no more tokens than the largest micro-batch does (their activations stay alive
 // through every micro-batch of a training step).
 bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, int64_t micro);
+
+// How the ref and update phases run rows [begin, end) of a batch: in micro-batches of whole rows
+// (longest sequences first), or, with SharedPrompts, of completions (longest first).
+struct ForwardPlan {
+  std::optional<SharedPrompts> prompts;
+  std::vector<std::vector<int64_t>> micro_batches;
+  // The TokenOutputs of micro-batch `sub` (batch.select of one of micro_batches).
+  TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& sub, double temperature,
+                             bool with_entropy) const;
+};
+
+// SharedPrompts (run now, autograd recording when grad mode is on) when `share`
+// (trainer.share_prompts) and prompt_sharing_pays; whole rows otherwise.
+ForwardPlan plan_forward(model::CausalLM& model, const TrainBatch& batch, int64_t begin,
+                         int64_t end, int64_t micro, bool share);
 
 }  // namespace grpo::train
