@@ -13,7 +13,7 @@
 # (pass@1 and mean response length per stage) and writes it to $OUT/summary.json.
 #
 # Usage: bash scripts/r1_pipeline.sh            (SCALE=gpu: the configs as they are, on cuda)
-#        SCALE=cpu bash scripts/r1_pipeline.sh  (a smaller model and fewer steps, on the CPU)
+#        SCALE=cpu bash scripts/r1_pipeline.sh  (the countdown CPU check's sizes, ~12 min of one core)
 #        SCALE=test ...                         (seconds: the CTest R1Pipeline.TinyEndToEnd)
 # Environment: GRPO (the executable, default build/grpo), OUT (default runs/r1_pipeline),
 # SCALE (gpu|cpu|test), and extra overrides per stage as --set words: SFT_SET, RL_SET, RS_SET
