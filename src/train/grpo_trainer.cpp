@@ -325,11 +325,14 @@ void equalize_groups(Run& run, StepSamples& s) {
   s.rewards.erase(s.rewards.begin() + rows, s.rewards.end());
 }
 
-// Log-probs of `model` over the batch, in micro-batches, without autograd.
+// Log-probs of `model` over the batch, in micro-batches, in inference mode.
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
-  torch::NoGradGuard no_grad;
-  auto amp = autocast(run);
+  // Allocated outside inference mode: the loss uses it next to tensors that record autograd.
   auto out = at::zeros_like(batch.old_logprobs);
+  // Inference mode rather than no-grad: no autograd bookkeeping at all, and the model's
+  // inference-only fast paths (the MLP's weight-left products on the CPU) apply.
+  c10::InferenceMode inference;
+  auto amp = autocast(run);
   const ForwardPlan plan = plan_forward(model, batch, 0, batch.size(), run.plan.micro_batch_size,
                                         run.config.trainer.share_prompts);
   for (const auto& rows : plan.micro_batches) {
