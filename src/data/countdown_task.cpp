@@ -283,15 +283,73 @@ CountdownTaskOptions countdown_preset(Difficulty difficulty) {
   return o;
 }
 
+double countdown_problem_hash(const CountdownProblem& problem) {
+  std::vector<int64_t> numbers = problem.numbers;
+  std::sort(numbers.begin(), numbers.end());
+  // FNV-1a over the canonical text "n1,n2,...:target", then splitmix64's finalizer.
+  std::string canonical;
+  for (int64_t n : numbers) canonical += std::to_string(n) + ",";
+  canonical += ":" + std::to_string(problem.target);
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : canonical) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+bool countdown_in_holdout(const CountdownProblem& problem, double holdout) {
+  return countdown_problem_hash(problem) < holdout;
+}
+
+namespace {
+
+TaskItem make_plain_countdown(const CountdownTaskOptions& options, Rng& rng);
+
+TaskItem draw_countdown(const CountdownTaskOptions& options, Rng& rng) {
+  return options.search ? make_search_countdown(options, rng) : make_plain_countdown(options, rng);
+}
+
+}  // namespace
+
 TaskItem make_countdown(const CountdownTaskOptions& options, uint64_t seed, uint64_t index) {
   GRPO_CHECK_KIND(config, options.min_number <= options.max_number, "countdown.min_number (",
                   options.min_number, ") exceeds max_number (", options.max_number, ")");
-  Rng rng = Rng::derive(seed, index);
+  GRPO_CHECK_KIND(config, options.holdout >= 0.0 && options.holdout < 1.0, "countdown.holdout (",
+                  options.holdout, ") must be in [0, 1): the fraction of problems held out");
+  GRPO_CHECK_KIND(config, options.split == "train" || options.split == "holdout",
+                  "countdown.split (\"", options.split, "\") must be train or holdout");
+  GRPO_CHECK_KIND(config, options.holdout > 0.0 || options.split == "train",
+                  "countdown.split=holdout needs countdown.holdout > 0 (no problem is held out)");
   if (options.search) {
     GRPO_CHECK_KIND(config, options.count <= 4, "countdown.search: count (", options.count,
                     ") must be at most 4 (every chain trial is listed)");
-    return make_search_countdown(options, rng);
   }
+  Rng rng = Rng::derive(seed, index);
+  if (options.holdout == 0.0) return draw_countdown(options, rng);
+  // Redraw (continuing the same stream) until the problem is in the requested part: with
+  // split=train the items whose first draw is outside the held-out part are the unsplit ones.
+  const bool want_holdout = options.split == "holdout";
+  constexpr int kRedraws = 10000;
+  for (int attempt = 0; attempt < kRedraws; ++attempt) {
+    TaskItem item = draw_countdown(options, rng);
+    if (countdown_in_holdout(CountdownProblem::parse_spec(item.answer), options.holdout) ==
+        want_holdout)
+      return item;
+  }
+  throw Error(grpo::detail::concat("countdown.holdout=", options.holdout, ", split=", options.split,
+                                   ": no problem in that part after ", kRedraws,
+                                   " draws; these settings have too few problems for the fraction "
+                                   "(change countdown.holdout or widen the ranges)"),
+              ErrorKind::config, __FILE__, __LINE__, "");
+}
+
+namespace {
+
+TaskItem make_plain_countdown(const CountdownTaskOptions& options, Rng& rng) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     CountdownProblem p;
     for (int i = 0; i < options.count; ++i)
@@ -321,5 +379,7 @@ TaskItem make_countdown(const CountdownTaskOptions& options, uint64_t seed, uint
             options.min_number, ", ", options.max_number, "], max_target=", options.max_target,
             "; widen the ranges");
 }
+
+}  // namespace
 
 }  // namespace grpo::data

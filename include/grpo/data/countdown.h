@@ -78,6 +78,11 @@ struct CountdownTaskOptions {
   bool in_order = false;      // search: trials take the numbers in the order given
   bool fixed_order = false;   // search: the next trial is the first untried one, in a fixed
                               // order, that heads for the target (else a random one)
+  // Held-out split: a problem (numbers as a multiset, and target) is in the held-out part iff
+  // countdown_in_holdout(problem, holdout). 0: no split. Else `split` picks the part generated
+  // ("train": problems outside it, "holdout": problems inside it); items are redrawn until in it.
+  double holdout = 0.0;
+  std::string split = "train";
 
   template <class V>
   void visit(V& v) {
@@ -93,6 +98,8 @@ struct CountdownTaskOptions {
     v("max_value", max_value, config::at_least(2));
     v("in_order", in_order);
     v("fixed_order", fixed_order);
+    v("holdout", holdout, config::in_range(0.0, 1.0));
+    v("split", split, config::one_of({"train", "holdout"}));
   }
 };
 
@@ -124,6 +131,12 @@ std::vector<CountdownTrial> countdown_fixed_order(std::vector<CountdownTrial> tr
 std::string countdown_trial_text(const CountdownTrial& trial, int64_t target);
 
 CountdownTaskOptions countdown_preset(Difficulty difficulty);
+
+// A fixed hash of the problem's canonical form (numbers sorted, then target), mapped to [0, 1):
+// the same for every order of the numbers, on every platform and in every version.
+double countdown_problem_hash(const CountdownProblem& problem);
+// Whether the problem lies in the held-out part of fraction `holdout` (hash < holdout).
+bool countdown_in_holdout(const CountdownProblem& problem, double holdout);
 
 // Item `index` of the sequence for `seed`: the same (seed, index) always gives the same item.
 TaskItem make_countdown(const CountdownTaskOptions& options, uint64_t seed, uint64_t index);
