@@ -95,12 +95,15 @@ latest_policy() {
   echo "$last/policy"
 }
 
-# Fresh prompts for rejection sampling and held-out prompts for evaluation (other seeds than
-# the SFT data (0) and the RL prompts (1)).
+# Fresh prompts for rejection sampling (seed 2) from the train split, as the SFT data (seed 0)
+# and the RL prompts (seed 1) are (the configs' holdout: 0.1), and evaluation prompts (seed 3)
+# from the held-out split: problems that no training stage sees (docs/data.md).
 [ -f "$OUT/rs_prompts.jsonl" ] || "$GRPO" data make --task countdown --difficulty easy \
-  --n "$RS_PROMPTS" --seed 2 --out "$OUT/rs_prompts.jsonl" "${task_make[@]}" >&2
+  --n "$RS_PROMPTS" --seed 2 --out "$OUT/rs_prompts.jsonl" --set holdout=0.1 --set split=train \
+  "${task_make[@]}" >&2
 [ -f "$OUT/held_out.jsonl" ] || "$GRPO" data make --task countdown --difficulty easy \
-  --n "$EVAL_ITEMS" --seed 3 --out "$OUT/held_out.jsonl" "${task_make[@]}" >&2
+  --n "$EVAL_ITEMS" --seed 3 --out "$OUT/held_out.jsonl" --set holdout=0.1 --set split=holdout \
+  "${task_make[@]}" >&2
 
 say "1/4 cold-start SFT -> $OUT/1_cold_start"
 [ -f "$OUT/1_cold_start/.done" ] || {

@@ -1,12 +1,14 @@
 // scripts/r1_pipeline.sh end to end at its test scale (a 0.1M-parameter model, two-number
 // countdown, a few steps per stage): every stage runs and leaves a policy, the summary names the
 // four stages, and every kept rejection-sampling example is right by the countdown checker,
-// scored again here through `grpo reward` (an independent pass over the kept file).
+// scored again here through `grpo reward` (an independent pass over the kept file), and the
+// evaluation problems are held out (none is among the rejection-sampling prompts).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "support/run_cli.h"
@@ -36,6 +38,18 @@ TEST(R1Pipeline, TinyEndToEnd) {
   }
   const int64_t kept = summary.at("kept");
   ASSERT_GT(kept, 0);
+
+  auto problems = [](const fs::path& file) {
+    std::set<std::string> answers;
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);)
+      answers.insert(nlohmann::json::parse(line).at("answer").get<std::string>());
+    return answers;
+  };
+  const auto held_out = problems(out / "held_out.jsonl");
+  ASSERT_FALSE(held_out.empty());
+  for (const auto& p : problems(out / "rs_prompts.jsonl"))
+    EXPECT_EQ(held_out.count(p), 0u) << p << " is both a held-out and a training prompt";
 
   // Every kept example, as a completion with its problem, through the countdown checker.
   const fs::path scored_in = out / "kept_as_completions.jsonl";
