@@ -88,7 +88,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
   const int64_t mb = run.plan.minibatch_per_rank, micro = run.plan.micro_batch_size;
   auto stats = at::zeros({algo::kStatCount}, at::kDouble);
   double loss_sum = 0, grad_norm_sum = 0;
-  int64_t optimizer_steps = 0, skipped = 0;
+  int64_t optimizer_steps = 0, skipped = 0, minibatches = 0, shared = 0;
   set_learning_rate(*run.optimizer, learning_rate(run.config.trainer, step));
   for (int iteration = 0; iteration < algorithm.mu; ++iteration) {
     for (int64_t begin = 0; begin < batch.size(); begin += mb) {
@@ -113,6 +113,8 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       }();
       auto& prompts = plan.prompts;
       if (prompts) prompts->detach();
+      ++minibatches;
+      shared += prompts ? 1 : 0;
       const auto& micro_batches = plan.micro_batches;
       for (size_t i = 0; i < micro_batches.size(); ++i) {
         auto sub = batch.select(micro_batches[i]);
@@ -164,6 +166,8 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
   m.set("clip_frac/high", summary.clip_frac_high);
   m.set("clip_frac/dual", summary.clip_frac_dual);
   m.set("nonfinite/skipped_steps", static_cast<double>(skipped));
+  m.set("shared_prompts",
+        static_cast<double>(shared) / static_cast<double>(std::max<int64_t>(minibatches, 1)));
 }
 
 void setup(Run& run, const TrainOptions& options) {

@@ -1,12 +1,13 @@
 // `grpo train` end to end on a tiny model built from scratch: the run directory's outputs,
 // resume after SIGKILL ending bit-identical to an uninterrupted run, SIGTERM's final
-// checkpoint, the config-hash check, dynamic sampling and the reference reset.
+// checkpoint, the config-hash check, dynamic sampling, the reference reset and shared prompts.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -294,6 +295,35 @@ TEST_F(GrpoTrain, RecomputedOldLogprobsMatchTheRecordedOnes) {
     // Same module, same weights: the KV-cache decode and the full forward agree to rounding.
     EXPECT_LT(m.at("logprob/recorded_vs_recomputed_max_abs_diff").get<double>(), 1e-4);
   }
+}
+
+// From the same weights and samples, running each prompt once (the default) gives whole rows'
+// loss, gradient norm and entropy up to rounding, and reports that it shared. Compared up to
+// the first step that moves the weights (the untrained model's first groups can be flat);
+// after it, rounding may change the samples.
+TEST_F(GrpoTrain, SharedPromptsTrainLikeWholeRows) {
+  std::vector<std::vector<nlohmann::json>> runs;
+  for (const char* share : {"true", "false"}) {
+    const auto run = root_ / (std::string("share_") + share);
+    const auto r = run_cli(run_args(run, 4, std::string("--set trainer.share_prompts=") + share));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    runs.push_back(read_jsonl(run / "metrics.jsonl"));
+  }
+  ASSERT_EQ(runs[0].size(), 4u);
+  ASSERT_EQ(runs[1].size(), 4u);
+  bool moved = false;
+  for (size_t step = 0; step < 4 && !moved; ++step) {
+    const auto &shared = runs[0][step], &whole = runs[1][step];
+    EXPECT_EQ(shared.at("shared_prompts").get<double>(), 1.0) << "step " << step + 1;
+    EXPECT_EQ(whole.at("shared_prompts").get<double>(), 0.0) << "step " << step + 1;
+    EXPECT_EQ(shared.at("reward/mean"), whole.at("reward/mean")) << "step " << step + 1;
+    for (const char* key : {"loss", "grad_norm", "entropy/mean"}) {
+      const double a = shared.at(key).get<double>(), b = whole.at(key).get<double>();
+      EXPECT_NEAR(a, b, 1e-5 * (1 + std::abs(b))) << key << ", step " << step + 1;
+    }
+    moved = whole.at("grad_norm").get<double>() > 0;
+  }
+  EXPECT_TRUE(moved) << "no step with a gradient in 4 steps";
 }
 
 TEST_F(GrpoTrain, ReferenceResetIsCheckpointedAndResumed) {
