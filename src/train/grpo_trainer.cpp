@@ -142,7 +142,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       run.dp->reduce_gradients();
       loss = run.dp->sum({loss}, "loss")[0];
       const double grad_norm = clip_grad_norm(run.params, run.config.trainer.max_grad_norm);
-      if (guard.check(step + 1, at::scalar_tensor(loss), run.params)) {
+      if (guard.check(step + 1, loss, grad_norm, run.params)) {
         run.optimizer->step();
         loss_sum += loss;
         grad_norm_sum += grad_norm;

@@ -1,6 +1,8 @@
 // NaN/Inf detection over the loss and gradients, and the skip/abort policy.
 #include "grpo/train/nonfinite_guard.h"
 
+#include <cmath>
+
 #include "grpo/core/error.h"
 #include "grpo/core/log.h"
 
@@ -54,6 +56,15 @@ bool NonFiniteGuard::check(int64_t step, const at::Tensor& loss, const NamedPara
   log::warn("step ", step, ": non-finite values in ", found.where, "; skipping the step (",
             consecutive_, " in a row, abort at ", max_consecutive_, ")");
   return false;
+}
+
+bool NonFiniteGuard::check(int64_t step, double loss, double grad_norm,
+                           const NamedParameters& params) {
+  if (std::isfinite(loss) && std::isfinite(grad_norm)) {
+    consecutive_ = 0;
+    return true;
+  }
+  return check(step, at::scalar_tensor(loss, at::kDouble), params);
 }
 
 void NonFiniteGuard::restore(int consecutive, int64_t total_skipped) {

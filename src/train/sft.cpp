@@ -344,7 +344,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     }
     const double grad_norm = clip_grad_norm(params, c.trainer.max_grad_norm);
     const double loss = loss_sum / std::max(counted, 1.0);
-    const bool ok = guard.check(step + 1, at::scalar_tensor(loss), params);
+    const bool ok = guard.check(step + 1, loss, grad_norm, params);
     if (ok) {
       optimizer->step();
     } else {

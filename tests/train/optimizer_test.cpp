@@ -209,6 +209,26 @@ TEST(OptimizerState, LoadingAMissingFileNamesIt) {
   }
 }
 
+// The host-side form: a finite loss and gradient norm pass without a scan; a non-finite norm
+// falls back to the scan, which passes finite gradients (an overflowed fp32 norm) and catches a
+// NaN one.
+TEST(NonFiniteGuard, HostLossAndNormSkipTheScanOnlyWhenFinite) {
+  at::Tensor a = param({1, 2});
+  const NamedParameters params{{"model.a.weight", a}};
+  const double inf = std::numeric_limits<double>::infinity();
+  grpo::train::NonFiniteGuard guard(2);
+  set_grad(a, {0.1, 0.2});
+  EXPECT_TRUE(guard.check(1, 1.5, 0.2236, params));
+  EXPECT_TRUE(guard.check(2, 1.5, inf, params));  // overflowed norm, finite gradients
+  EXPECT_FALSE(guard.check(3, std::nan(""), 0.2236, params));
+  EXPECT_EQ(guard.consecutive(), 1);
+  EXPECT_TRUE(guard.check(4, 1.5, 0.2236, params));  // resets the streak
+  EXPECT_EQ(guard.consecutive(), 0);
+  set_grad(a, {std::numeric_limits<double>::quiet_NaN(), 0.2});
+  EXPECT_FALSE(guard.check(5, 1.5, std::nan(""), params));
+  EXPECT_EQ(guard.total_skipped(), 2);
+}
+
 TEST(NonFiniteGuard, SkipsReportsWhereAndAbortsAfterN) {
   at::Tensor a = param({1, 2}), b = param({3});
   const NamedParameters params{{"model.a.weight", a}, {"model.b.weight", b}};

@@ -30,6 +30,11 @@ class NonFiniteGuard {
   // True: the step may proceed. False: skip the optimizer step (logged as a warning). Throws
   // grpo::Error once max_consecutive steps in a row were non-finite. `step` is for messages.
   bool check(int64_t step, const at::Tensor& loss, const NamedParameters& params);
+  // The same from the host-side loss and the gradients' global norm the caller already has
+  // (clip_grad_norm): a NaN or Inf in any gradient makes the norm NaN or Inf, so both finite
+  // means every gradient is, and the per-parameter scan (a reduction per tensor) runs only
+  // otherwise, to say where (an fp32 norm that overflowed on finite gradients passes there).
+  bool check(int64_t step, double loss, double grad_norm, const NamedParameters& params);
 
   int consecutive() const { return consecutive_; }
   int64_t total_skipped() const { return total_skipped_; }
