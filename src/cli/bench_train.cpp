@@ -111,16 +111,8 @@ void run(const BenchTrainOptions& o) {
   double ref_s = 0;
   auto reference_pass = [&] {
     if (!reference) return;
-    torch::NoGradGuard no_grad;
     const double t0 = now_seconds();
-    auto out = at::zeros_like(batch.old_logprobs);
-    const auto plan = train::plan_forward(reference, batch, 0, n, micro, share);
-    for (const auto& rows : plan.micro_batches) {
-      const auto lp =
-          plan.token_outputs(reference, batch.select(rows), temperature, false).logprobs;
-      out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(device), lp);
-    }
-    batch.ref_logprobs = out;
+    batch.ref_logprobs = train::frozen_logprobs(reference, batch, micro, share, temperature);
     sync(device);
     ref_s = now_seconds() - t0;
   };

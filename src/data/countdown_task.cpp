@@ -307,7 +307,36 @@ bool countdown_in_holdout(const CountdownProblem& problem, double holdout) {
 
 namespace {
 
-TaskItem make_plain_countdown(const CountdownTaskOptions& options, Rng& rng);
+TaskItem make_plain_countdown(const CountdownTaskOptions& options, Rng& rng) {
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    CountdownProblem p;
+    for (int i = 0; i < options.count; ++i)
+      p.numbers.push_back(rng.between(options.min_number, options.max_number));
+    std::vector<int64_t> leaves = p.numbers;
+    rng.shuffle(leaves);
+    if (!options.use_all) leaves.resize(2 + rng.below(leaves.size() - 1));
+    // Whole, positive intermediates keep the hidden solution readable; the verifier is laxer.
+    const int64_t cap = int64_t{options.max_target} * std::max(options.max_number, 10);
+    auto tree = detail::random_tree(leaves, "+-*/", rng,
+                                    [&](char, const Rational&, const Rational&, const Rational& r) {
+                                      return r.is_integer() && r.num > 0 && r.num <= cap;
+                                    });
+    if (!tree || tree->value().num > options.max_target) continue;
+    p.target = tree->value().num;
+    // A target equal to a given number is solved by writing that number: skip those.
+    if (std::find(p.numbers.begin(), p.numbers.end(), p.target) != p.numbers.end()) continue;
+    TaskItem item;
+    item.task = "countdown";
+    item.prompt = countdown_prompt(p);
+    item.answer = p.spec();
+    item.extra = {{"numbers", p.numbers}, {"target", p.target}, {"solution", tree->render()}};
+    item.response = countdown_solution(p, *tree, options.style, rng);
+    return item;
+  }
+  GRPO_FAIL("countdown: no solvable instance found with count=", options.count, ", numbers in [",
+            options.min_number, ", ", options.max_number, "], max_target=", options.max_target,
+            "; widen the ranges");
+}
 
 TaskItem draw_countdown(const CountdownTaskOptions& options, Rng& rng) {
   return options.search ? make_search_countdown(options, rng) : make_plain_countdown(options, rng);
@@ -344,42 +373,7 @@ TaskItem make_countdown(const CountdownTaskOptions& options, uint64_t seed, uint
                                    ": no problem in that part after ", kRedraws,
                                    " draws; these settings have too few problems for the fraction "
                                    "(change countdown.holdout or widen the ranges)"),
-              ErrorKind::config, __FILE__, __LINE__, "");
+              ErrorKind::config);
 }
-
-namespace {
-
-TaskItem make_plain_countdown(const CountdownTaskOptions& options, Rng& rng) {
-  for (int attempt = 0; attempt < 10000; ++attempt) {
-    CountdownProblem p;
-    for (int i = 0; i < options.count; ++i)
-      p.numbers.push_back(rng.between(options.min_number, options.max_number));
-    std::vector<int64_t> leaves = p.numbers;
-    rng.shuffle(leaves);
-    if (!options.use_all) leaves.resize(2 + rng.below(leaves.size() - 1));
-    // Whole, positive intermediates keep the hidden solution readable; the verifier is laxer.
-    const int64_t cap = int64_t{options.max_target} * std::max(options.max_number, 10);
-    auto tree = detail::random_tree(leaves, "+-*/", rng,
-                                    [&](char, const Rational&, const Rational&, const Rational& r) {
-                                      return r.is_integer() && r.num > 0 && r.num <= cap;
-                                    });
-    if (!tree || tree->value().num > options.max_target) continue;
-    p.target = tree->value().num;
-    // A target equal to a given number is solved by writing that number: skip those.
-    if (std::find(p.numbers.begin(), p.numbers.end(), p.target) != p.numbers.end()) continue;
-    TaskItem item;
-    item.task = "countdown";
-    item.prompt = countdown_prompt(p);
-    item.answer = p.spec();
-    item.extra = {{"numbers", p.numbers}, {"target", p.target}, {"solution", tree->render()}};
-    item.response = countdown_solution(p, *tree, options.style, rng);
-    return item;
-  }
-  GRPO_FAIL("countdown: no solvable instance found with count=", options.count, ", numbers in [",
-            options.min_number, ", ", options.max_number, "], max_target=", options.max_target,
-            "; widen the ranges");
-}
-
-}  // namespace
 
 }  // namespace grpo::data

@@ -329,22 +329,11 @@ void equalize_groups(Run& run, StepSamples& s) {
   s.rewards.erase(s.rewards.begin() + rows, s.rewards.end());
 }
 
-// Log-probs of `model` over the batch, in micro-batches, in inference mode.
+// Log-probs of a frozen `model` over the batch (train::frozen_logprobs) under trainer.autocast.
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
-  // Allocated outside inference mode: the loss uses it next to tensors that record autograd.
-  auto out = at::zeros_like(batch.old_logprobs);
-  // Inference mode rather than no-grad: no autograd bookkeeping at all, and the model's
-  // inference-only fast paths (the MLP's weight-left products on the CPU) apply.
-  c10::InferenceMode inference;
   auto amp = autocast(run);
-  const ForwardPlan plan = plan_forward(model, batch, 0, batch.size(), run.plan.micro_batch_size,
-                                        run.config.trainer.share_prompts);
-  for (const auto& rows : plan.micro_batches) {
-    const auto sub = batch.select(rows);
-    auto lp = plan.token_outputs(model, sub, run.logprob_temperature, false).logprobs;
-    out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(out.device()), lp);
-  }
-  return out;
+  return train::frozen_logprobs(model, batch, run.plan.micro_batch_size,
+                                run.config.trainer.share_prompts, run.logprob_temperature);
 }
 
 // The reference becomes a copy of the current policy (algorithm.ref_reset_every).

@@ -189,4 +189,17 @@ ForwardPlan plan_forward(model::CausalLM& model, const TrainBatch& batch, int64_
   return plan;
 }
 
+at::Tensor frozen_logprobs(model::CausalLM& model, const TrainBatch& batch, int64_t micro,
+                           bool share, double temperature) {
+  // Allocated outside inference mode: the loss uses it next to tensors that record autograd.
+  auto out = at::zeros_like(batch.old_logprobs);
+  c10::InferenceMode inference;
+  const ForwardPlan plan = plan_forward(model, batch, 0, batch.size(), micro, share);
+  for (const auto& rows : plan.micro_batches) {
+    const auto lp = plan.token_outputs(model, batch.select(rows), temperature, false).logprobs;
+    out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(out.device()), lp);
+  }
+  return out;
+}
+
 }  // namespace grpo::train

@@ -72,4 +72,11 @@ struct ForwardPlan {
 ForwardPlan plan_forward(model::CausalLM& model, const TrainBatch& batch, int64_t begin,
                          int64_t end, int64_t micro, bool share);
 
+// (N, L-1) log-probs of a frozen model (the reference, or the policy for recomputed behaviour
+// log-probs) over the whole batch, in micro-batches of `micro` rows, in inference mode (no
+// autograd bookkeeping; the model's inference-only fast paths apply). The result is an ordinary
+// tensor, usable beside autograd ones. Autocast is the caller's.
+at::Tensor frozen_logprobs(model::CausalLM& model, const TrainBatch& batch, int64_t micro,
+                           bool share, double temperature);
+
 }  // namespace grpo::train
