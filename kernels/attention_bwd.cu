@@ -88,7 +88,7 @@ template <class T, int D>
 __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const AttentionBwdParams p) {
   using L = BwdSmem<T, D>;
   const AttentionFwdParams& f = p.fwd;
-  extern __shared__ __align__(128) unsigned char smem[];
+  GRPO_DYNAMIC_SMEM(unsigned char, smem);
   T* sK = reinterpret_cast<T*>(smem + L::k);
   T* sV = reinterpret_cast<T*>(smem + L::v);
   T* sQ = reinterpret_cast<T*>(smem + L::q);
@@ -286,8 +286,8 @@ cudaError_t launch_bwd(const AttentionBwdParams& p, cudaStream_t stream) {
       cudaMemsetAsync(p.dq_accum, 0, sizeof(float) * p.dq_accum_rows * f.heads_q * D, stream);
   if (err != cudaSuccess) return err;
   constexpr int kRowsPerBlock = 4;
-  attention_bwd_preprocess<T, D><<<dim3(detail::ceil_div(max_q, kRowsPerBlock), f.batch, f.heads_q),
-                                   32 * kRowsPerBlock, 0, stream>>>(p);
+  const dim3 pre_grid(detail::ceil_div(max_q, kRowsPerBlock), f.batch, f.heads_q);
+  GRPO_LAUNCH(pre_grid, 32 * kRowsPerBlock, 0, stream, attention_bwd_preprocess<T, D>)(p);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
   // No keys at all (max_k == 0): no dK/dV rows, dQ stays zero; a grid of 0 blocks is an error.
   if (max_k > 0) {
@@ -295,13 +295,13 @@ cudaError_t launch_bwd(const AttentionBwdParams& p, cudaStream_t stream) {
     err = cudaFuncSetAttribute(attention_bwd_kernel<T, D>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (err != cudaSuccess) return err;
-    attention_bwd_kernel<T, D>
-        <<<dim3(detail::ceil_div(max_k, kBN), f.batch, f.heads_kv), kThreads, smem, stream>>>(p);
+    const dim3 grid(detail::ceil_div(max_k, kBN), f.batch, f.heads_kv);
+    GRPO_LAUNCH(grid, kThreads, smem, stream, attention_bwd_kernel<T, D>)(p);
     if ((err = cudaGetLastError()) != cudaSuccess) return err;
   }
   const int64_t n = p.dq_accum_rows * f.heads_q * D;
   const int blocks = static_cast<int>(std::min<int64_t>((n + 255) / 256, 65536));
-  attention_bwd_convert_dq<T, D><<<blocks, 256, 0, stream>>>(p);
+  GRPO_LAUNCH(blocks, 256, 0, stream, attention_bwd_convert_dq<T, D>)(p);
   return cudaGetLastError();
 }
 

@@ -60,7 +60,7 @@ __device__ __forceinline__ SeqBounds seq_bounds(const AttentionFwdParams& p, int
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const AttentionFwdParams p) {
   using L = FwdSmem<T, D>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  GRPO_DYNAMIC_SMEM(unsigned char, smem);
   T* sQ = reinterpret_cast<T*>(smem + L::q);
   T* sK = reinterpret_cast<T*>(smem + L::k);
   T* sV = reinterpret_cast<T*>(smem + L::v);
@@ -207,7 +207,7 @@ cudaError_t launch_fwd(const AttentionFwdParams& p, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   const int max_q = p.q_layout.seqlen;
   const dim3 grid(detail::ceil_div(max_q, kBM), p.batch, p.heads_q);
-  attention_fwd_kernel<T, D><<<grid, kThreads, smem, stream>>>(p);
+  GRPO_LAUNCH(grid, kThreads, smem, stream, attention_fwd_kernel<T, D>)(p);
   return cudaGetLastError();
 }
 

@@ -10,6 +10,13 @@
 
 #include "grpo/kernels/attention.h"
 
+// Kernel launches and dynamic shared memory go through these two macros so that tests/emu can
+// run the kernels on the CPU (its cuda_runtime.h defines them for the emulator).
+#ifndef GRPO_KERNELS_EMULATED
+#define GRPO_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define GRPO_DYNAMIC_SMEM(type, name) extern __shared__ __align__(128) type name[]
+#endif
+
 namespace grpo::kernels::detail {
 
 template <class T>

@@ -144,10 +144,11 @@ __global__ void decode_combine_kernel(const DecodeParams p) {
 
 template <class T, int D>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  decode_split_kernel<T, D><<<dim3(p.num_splits, p.batch, p.heads_kv), kThreads, 0, stream>>>(p);
+  const dim3 grid(p.num_splits, p.batch, p.heads_kv);
+  GRPO_LAUNCH(grid, kThreads, 0, stream, decode_split_kernel<T, D>)(p);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  decode_combine_kernel<T, D><<<p.batch * p.heads_q, D, 0, stream>>>(p);
+  GRPO_LAUNCH(p.batch * p.heads_q, D, 0, stream, decode_combine_kernel<T, D>)(p);
   return cudaGetLastError();
 }
 

@@ -9,7 +9,7 @@
 namespace grpo::kernels {
 namespace {
 
-constexpr int kGateWarps = 4;
+constexpr int kGateWarps = 4, kGateThreads = kGateWarps * 32;
 
 // Warp argmax of (value, index) with ties to the lower index.
 __device__ __forceinline__ void warp_argmax(float& val, int& idx) {
@@ -23,7 +23,7 @@ __device__ __forceinline__ void warp_argmax(float& val, int& idx) {
   }
 }
 
-__global__ void __launch_bounds__(kGateWarps * 32) gate_forward_kernel(const GateParams p) {
+__global__ void __launch_bounds__(kGateThreads) gate_forward_kernel(const GateParams p) {
   __shared__ float sChoice[kGateWarps][kGateMaxExperts];
   __shared__ float sScore[kGateWarps][kGateMaxExperts];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kGateWarps * 32) gate_forward_kernel(const Gat
   }
 }
 
-__global__ void __launch_bounds__(kGateWarps * 32) gate_backward_kernel(const GateBwdParams p) {
+__global__ void __launch_bounds__(kGateThreads) gate_backward_kernel(const GateBwdParams p) {
   __shared__ float sD[kGateWarps][kGateMaxExperts];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int t = blockIdx.x * kGateWarps + warp;
@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(kGateWarps * 32) gate_backward_kernel(const Ga
 
 // Per chunk of kPermuteChunk assignments: how many go to each expert.
 __global__ void permute_histogram_kernel(const PermuteIndexParams p) {
-  extern __shared__ int hist[];
+  GRPO_DYNAMIC_SMEM(int, hist);
   const int total = p.tokens * p.top_k, c = blockIdx.x;
   for (int e = threadIdx.x; e < p.experts; e += blockDim.x) hist[e] = 0;
   __syncthreads();
@@ -185,7 +185,7 @@ __global__ void permute_histogram_kernel(const PermuteIndexParams p) {
 // One block: per expert, exclusive prefix of its chunk counts (in place) and its total; then an
 // exclusive scan of the totals into offsets.
 __global__ void permute_scan_kernel(const PermuteIndexParams p, int chunks) {
-  extern __shared__ int64_t tot[];
+  GRPO_DYNAMIC_SMEM(int64_t, tot);
   for (int e = threadIdx.x; e < p.experts; e += blockDim.x) {
     int running = 0;
     for (int c = 0; c < chunks; ++c) {
@@ -218,7 +218,7 @@ __global__ void permute_scan_kernel(const PermuteIndexParams p, int chunks) {
 // Sorted position of each assignment: expert offset + earlier chunks + earlier warps of this
 // chunk + earlier lanes of this warp with the same expert.
 __global__ void permute_scatter_kernel(const PermuteIndexParams p) {
-  extern __shared__ int warp_counts[];  // (kPermuteChunk / 32, E)
+  GRPO_DYNAMIC_SMEM(int, warp_counts);  // (kPermuteChunk / 32, E)
   constexpr int kChunkWarps = kPermuteChunk / 32;
   const int total = p.tokens * p.top_k, c = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -314,15 +314,15 @@ int row_threads(int hidden) { return hidden >= 256 ? 256 : 128; }
 }  // namespace
 
 // One block per row (or token); the element type picked from the params' dtype.
-#define GRPO_LAUNCH_ROW_KERNEL(kernel, p, blocks, stream)                           \
-  do {                                                                              \
-    if ((blocks) == 0) return cudaSuccess;                                          \
-    if ((p).dtype == DType::bfloat16) {                                             \
-      kernel<__nv_bfloat16><<<(blocks), row_threads((p).hidden), 0, (stream)>>>(p); \
-    } else {                                                                        \
-      kernel<__half><<<(blocks), row_threads((p).hidden), 0, (stream)>>>(p);        \
-    }                                                                               \
-    return cudaGetLastError();                                                      \
+#define GRPO_LAUNCH_ROW_KERNEL(kernel, p, blocks, stream)                                    \
+  do {                                                                                       \
+    if ((blocks) == 0) return cudaSuccess;                                                   \
+    if ((p).dtype == DType::bfloat16) {                                                      \
+      GRPO_LAUNCH((blocks), row_threads((p).hidden), 0, (stream), kernel<__nv_bfloat16>)(p); \
+    } else {                                                                                 \
+      GRPO_LAUNCH((blocks), row_threads((p).hidden), 0, (stream), kernel<__half>)(p);        \
+    }                                                                                        \
+    return cudaGetLastError();                                                               \
   } while (0)
 
 cudaError_t moe_gate_forward(const GateParams& p, cudaStream_t stream) {
@@ -331,7 +331,8 @@ cudaError_t moe_gate_forward(const GateParams& p, cudaStream_t stream) {
       p.top_k > p.experts || p.n_group > 32 || (p.n_group > 1 && p.experts % p.n_group != 0)) {
     return cudaErrorInvalidValue;
   }
-  gate_forward_kernel<<<detail::ceil_div(p.tokens, kGateWarps), kGateWarps * 32, 0, stream>>>(p);
+  const int blocks = detail::ceil_div(p.tokens, kGateWarps);
+  GRPO_LAUNCH(blocks, kGateThreads, 0, stream, gate_forward_kernel)(p);
   return cudaGetLastError();
 }
 
@@ -340,7 +341,8 @@ cudaError_t moe_gate_backward(const GateBwdParams& p, cudaStream_t stream) {
   if (p.experts < 1 || p.experts > kGateMaxExperts || p.top_k < 1 || p.top_k > kGateMaxTopK) {
     return cudaErrorInvalidValue;
   }
-  gate_backward_kernel<<<detail::ceil_div(p.tokens, kGateWarps), kGateWarps * 32, 0, stream>>>(p);
+  const int blocks = detail::ceil_div(p.tokens, kGateWarps);
+  GRPO_LAUNCH(blocks, kGateThreads, 0, stream, gate_backward_kernel)(p);
   return cudaGetLastError();
 }
 
@@ -350,9 +352,9 @@ cudaError_t moe_permute_index(const PermuteIndexParams& p, cudaStream_t stream) 
   const int chunks = detail::ceil_div(total, kPermuteChunk);
   const size_t hist_bytes = sizeof(int) * p.experts;
   if (chunks > 0) {
-    permute_histogram_kernel<<<chunks, kPermuteChunk, hist_bytes, stream>>>(p);
+    GRPO_LAUNCH(chunks, kPermuteChunk, hist_bytes, stream, permute_histogram_kernel)(p);
   }
-  permute_scan_kernel<<<1, 1024, sizeof(int64_t) * p.experts, stream>>>(p, chunks);
+  GRPO_LAUNCH(1, 1024, sizeof(int64_t) * p.experts, stream, permute_scan_kernel)(p, chunks);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess || chunks == 0) return err;
   const size_t scatter_bytes = sizeof(int) * (kPermuteChunk / 32) * p.experts;
@@ -361,7 +363,7 @@ cudaError_t moe_permute_index(const PermuteIndexParams& p, cudaStream_t stream) 
                                static_cast<int>(scatter_bytes));
     if (err != cudaSuccess) return err;
   }
-  permute_scatter_kernel<<<chunks, kPermuteChunk, scatter_bytes, stream>>>(p);
+  GRPO_LAUNCH(chunks, kPermuteChunk, scatter_bytes, stream, permute_scatter_kernel)(p);
   return cudaGetLastError();
 }
 
