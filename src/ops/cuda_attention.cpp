@@ -123,20 +123,26 @@ std::pair<at::Tensor, at::Tensor> forward_impl(const at::Tensor& q, const at::Te
 
 class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
  public:
+  // The optional int32 tensors (key bounds, cu_seqlens) come as optionals: LibTorch 1.13's
+  // custom functions reject an undefined tensor argument (2.x accepts it).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
-                            const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_start,
-                            const at::Tensor& key_end, const at::Tensor& cu_q,
-                            const at::Tensor& cu_k, int64_t max_q, int64_t max_k, int64_t batch,
-                            double scale) {
+                            const at::Tensor& k, const at::Tensor& v,
+                            const c10::optional<at::Tensor>& key_start_opt,
+                            const c10::optional<at::Tensor>& key_end_opt,
+                            const c10::optional<at::Tensor>& cu_q,
+                            const c10::optional<at::Tensor>& cu_k, int64_t max_q, int64_t max_k,
+                            int64_t batch, double scale) {
+    const at::Tensor key_start = key_start_opt.value_or(at::Tensor());
+    const at::Tensor key_end = key_end_opt.value_or(at::Tensor());
     Layout lay;
-    lay.packed = cu_q.defined();
-    lay.cu_q = cu_q;
-    lay.cu_k = cu_k;
+    lay.cu_q = cu_q.value_or(at::Tensor());
+    lay.cu_k = cu_k.value_or(at::Tensor());
+    lay.packed = lay.cu_q.defined();
     lay.batch = batch;
     lay.max_q = max_q;
     lay.max_k = max_k;
     auto [o, lse] = forward_impl(q, k, v, key_start, key_end, lay, scale);
-    ctx->save_for_backward({q, k, v, o, lse, key_start, key_end, cu_q, cu_k});
+    ctx->save_for_backward({q, k, v, o, lse, key_start, key_end, lay.cu_q, lay.cu_k});
     ctx->saved_data["max_q"] = max_q;
     ctx->saved_data["max_k"] = max_k;
     ctx->saved_data["batch"] = batch;
@@ -236,7 +242,7 @@ bool needs_grad(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 
 bool attention_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const at::Tensor& key_mask) {
-  if (!q.is_cuda() || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
+  if (!on_kernel_device(q) || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
   const auto dt = q.scalar_type();
   if ((dt != at::kBFloat16 && dt != at::kHalf) || k.scalar_type() != dt || v.scalar_type() != dt) {
     return false;
@@ -268,15 +274,15 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   }
   if (q.size(2) == 1 && !needs_grad(q, k, v)) return decode(q, k, v, key_start, key_end, scale);
   const at::Tensor o =
-      AttentionFunction::apply(q, k, v, key_start, key_end, at::Tensor(), at::Tensor(), q.size(2),
-                               k.size(2), q.size(0), scale);
+      AttentionFunction::apply(q, k, v, present(key_start), present(key_end), c10::nullopt,
+                               c10::nullopt, q.size(2), k.size(2), q.size(0), scale);
   return o;
 }
 
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
                             int64_t max_seqlen_q, int64_t max_seqlen_k, double scale) {
-  GRPO_CHECK(q.is_cuda() && q.dim() == 3 && k.dim() == 3 && v.dim() == 3,
+  GRPO_CHECK(on_kernel_device(q) && q.dim() == 3 && k.dim() == 3 && v.dim() == 3,
              "varlen_attention: q, k, v must be (total, H, D) CUDA tensors");
   GRPO_CHECK(q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf,
              "varlen_attention: bfloat16 or float16 only, got ", q.scalar_type());
@@ -298,8 +304,9 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const at::Tensor qc = rows_aligned(q) ? q : q.contiguous();
   const at::Tensor kc = rows_aligned(k) ? k : k.contiguous();
   const at::Tensor vc = rows_aligned(v) ? v : v.contiguous();
-  return AttentionFunction::apply(qc, kc, vc, at::Tensor(), at::Tensor(), cu_seqlens_q.contiguous(),
-                                  cu_seqlens_k.contiguous(), max_seqlen_q, max_seqlen_k,
+  return AttentionFunction::apply(qc, kc, vc, c10::nullopt, c10::nullopt,
+                                  present(cu_seqlens_q.contiguous()),
+                                  present(cu_seqlens_k.contiguous()), max_seqlen_q, max_seqlen_k,
                                   cu_seqlens_q.numel() - 1, scale);
 }
 

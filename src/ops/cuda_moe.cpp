@@ -28,14 +28,15 @@ cudaStream_t stream() { return at::cuda::getCurrentCUDAStream(); }
 class GateFunction : public torch::autograd::Function<GateFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& logits,
-                               const at::Tensor& bias, int64_t top_k, bool sigmoid,
-                               bool renormalize, double scaling, int64_t n_group,
+                               const c10::optional<at::Tensor>& bias_opt, int64_t top_k,
+                               bool sigmoid, bool renormalize, double scaling, int64_t n_group,
                                int64_t topk_group) {
     const at::Tensor lf = logits.to(at::kFloat).contiguous();
     const int64_t n = lf.size(0), e = lf.size(1);
     const at::Tensor scores = at::empty({n, e}, lf.options());
     const at::Tensor weights = at::empty({n, top_k}, lf.options());
     const at::Tensor ids = at::empty({n, top_k}, lf.options().dtype(at::kInt));
+    const at::Tensor bias = bias_opt.value_or(at::Tensor());  // optional: see present()
     const at::Tensor bf =
         bias.defined() ? bias.to(lf.device(), at::kFloat).contiguous() : at::Tensor();
     gk::GateParams p;
@@ -289,7 +290,7 @@ bool route_supported(const at::Tensor& logits, const RouterParams& params) {
   const bool groups_ok = params.n_group <= 1 || (params.n_group <= 32 && params.topk_group >= 1 &&
                                                  params.topk_group <= params.n_group &&
                                                  logits.size(-1) % params.n_group == 0);
-  return logits.is_cuda() && logits.dim() == 2 && logits.size(1) <= gk::kGateMaxExperts &&
+  return on_kernel_device(logits) && logits.dim() == 2 && logits.size(1) <= gk::kGateMaxExperts &&
          params.top_k >= 1 && params.top_k <= gk::kGateMaxTopK && params.top_k <= logits.size(1) &&
          groups_ok;
 }
@@ -306,7 +307,7 @@ Routing route(const at::Tensor& logits, const RouterParams& params,
                " experts do not split into ", params.n_group, " groups");
   }
   const variable_list out = GateFunction::apply(
-      logits, correction_bias, params.top_k, params.score == RouterScore::sigmoid,
+      logits, present(correction_bias), params.top_k, params.score == RouterScore::sigmoid,
       params.renormalize, params.routed_scaling_factor, grouped ? params.n_group : 1,
       grouped ? params.topk_group : 1);
   Routing r;
@@ -317,8 +318,8 @@ Routing route(const at::Tensor& logits, const RouterParams& params,
 }
 
 bool dispatch_supported(const at::Tensor& experts, int64_t num_experts) {
-  return experts.is_cuda() && experts.dim() == 2 && num_experts >= 1 && num_experts <= 4096 &&
-         experts.numel() < (int64_t{1} << 31);
+  return on_kernel_device(experts) && experts.dim() == 2 && num_experts >= 1 &&
+         num_experts <= 4096 && experts.numel() < (int64_t{1} << 31);
 }
 
 Dispatch dispatch(const at::Tensor& experts, int64_t num_experts) {
@@ -352,7 +353,7 @@ Dispatch dispatch(const at::Tensor& experts, int64_t num_experts) {
 }
 
 bool rows_supported(const at::Tensor& x, const Dispatch& d) {
-  return x.is_cuda() && x.dim() == 2 && half_type(x) && d.position.defined() &&
+  return on_kernel_device(x) && x.dim() == 2 && half_type(x) && d.position.defined() &&
          d.token_index.defined();
 }
 
@@ -378,9 +379,9 @@ at::Tensor combine(const at::Tensor& y, const at::Tensor& weights, const Dispatc
 }
 
 bool grouped_linear_supported(const at::Tensor& x, at::TensorList weights) {
-  if (!x.is_cuda() || x.dim() != 2 || !half_type(x) || weights.empty()) return false;
+  if (!on_kernel_device(x) || x.dim() != 2 || !half_type(x) || weights.empty()) return false;
   for (const at::Tensor& w : weights) {
-    if (!w.is_cuda() || w.scalar_type() != x.scalar_type() || w.dim() != 2 ||
+    if (!on_kernel_device(w) || w.scalar_type() != x.scalar_type() || w.dim() != 2 ||
         w.size(1) != x.size(1) || w.size(0) != weights[0].size(0)) {
       return false;
     }

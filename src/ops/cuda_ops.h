@@ -20,6 +20,22 @@
 
 namespace grpo::ops::cuda {
 
+// Whether a tensor lives where the kernels run: a CUDA device, or the CPU when tests/emu builds
+// these wrappers against its emulated device.
+inline bool on_kernel_device(const at::Tensor& t) {
+#ifdef GRPO_KERNELS_EMULATED
+  return t.is_cpu();
+#else
+  return t.is_cuda();
+#endif
+}
+
+// An optional tensor argument of a custom autograd function: LibTorch 1.13 rejects undefined
+// tensors among them (2.x accepts them), so an absent one travels as nullopt.
+inline c10::optional<at::Tensor> present(const at::Tensor& t) {
+  return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;
+}
+
 bool attention_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const at::Tensor& key_mask);
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
