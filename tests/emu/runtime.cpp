@@ -1,0 +1,447 @@
+// The emulated device (grpo_emu/runtime.h): block-at-a-time scheduling of fibers, the CUDA runtime
+// calls on host memory, and cuBLAS's GEMMs in fp32.
+#include "grpo_emu/runtime.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+#include "cublas_v2.h"
+#include "cuda_runtime.h"
+#include "grpo_emu/half.h"
+
+namespace grpo_emu {
+namespace {
+
+constexpr int kMaxThreads = 1024;
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kDefaultSmemLimit = 48 * 1024;
+constexpr size_t kOptInSmemLimit = 227 * 1024;  // sm_90 (sm_80: 163 KiB; both >= what we ask)
+
+enum class State { ready, at_block_barrier, at_warp_barrier, done };
+
+struct Fiber {
+  ucontext_t ctx;
+  State state = State::ready;
+  unsigned mask = 0;      // lanes a warp barrier waits for
+  unsigned exchange = 0;  // warp exchanges this lane has made
+  uint3 idx{0, 0, 0};
+};
+
+struct Warp {
+  uint64_t slots[2][32];
+};
+
+struct Device {
+  std::mutex launch_mutex;  // one grid at a time
+  std::vector<unsigned char*> stacks;
+  std::vector<Fiber> fibers;
+  std::vector<Warp> warps;
+  std::vector<unsigned char> smem;
+  std::map<const void*, int> smem_limit;
+  ucontext_t scheduler;
+  Fiber* current = nullptr;
+  const std::function<void()>* body = nullptr;
+  uint3 block{0, 0, 0};
+  dim3 block_dim, grid_dim;
+  int threads = 0;
+  // Threads run first-to-last in even blocks and last-to-first in odd ones (GRPO_EMU_REVERSE
+  // swaps the two), so a race between two threads shows whichever one should have waited.
+  bool reverse_odd = std::getenv("GRPO_EMU_REVERSE") == nullptr;
+  bool reverse = false;
+  std::string fiber_error;
+  cudaError_t last_error = cudaSuccess;
+};
+
+Device& device() {
+  static Device d;
+  return d;
+}
+
+Fiber& self() {
+  Fiber* f = device().current;
+  if (f == nullptr) throw EmulationError("a device built-in was called outside a kernel");
+  return *f;
+}
+
+int linear(const Fiber& f) {
+  const Device& d = device();
+  return static_cast<int>(f.idx.x + d.block_dim.x * (f.idx.y + d.block_dim.y * f.idx.z));
+}
+
+void yield(Fiber& f) { swapcontext(&f.ctx, &device().scheduler); }
+
+void fiber_entry() {
+  Device& d = device();
+  try {
+    (*d.body)();
+  } catch (const std::exception& e) {
+    if (d.fiber_error.empty()) d.fiber_error = e.what();
+  }
+  d.current->state = State::done;
+  // Returning resumes uc_link: the scheduler.
+}
+
+unsigned char* stack_for(int t) {
+  Device& d = device();
+  while (static_cast<int>(d.stacks.size()) <= t) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void* p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw EmulationError("cannot map a fiber stack");
+    mprotect(p, page, PROT_NONE);  // guard page: a fiber overflowing its stack faults
+    d.stacks.push_back(static_cast<unsigned char*>(p) + page);
+  }
+  return d.stacks[t];
+}
+
+std::string where() {
+  const Device& d = device();
+  std::ostringstream os;
+  os << "block (" << d.block.x << "," << d.block.y << "," << d.block.z << ") of a grid ("
+     << d.grid_dim.x << "," << d.grid_dim.y << "," << d.grid_dim.z << ") x block (" << d.block_dim.x
+     << "," << d.block_dim.y << "," << d.block_dim.z << ")";
+  return os.str();
+}
+
+// Releases the barriers that can release; false when none can (a deadlock if threads wait).
+bool release_barriers() {
+  Device& d = device();
+  bool released = false;
+  const int warps = (d.threads + 31) / 32;
+  for (int w = 0; w < warps; ++w) {
+    const int lanes = std::min(32, d.threads - 32 * w);
+    const unsigned live = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+    for (int l = 0; l < lanes; ++l) {
+      Fiber& f = d.fibers[32 * w + l];
+      if (f.state != State::at_warp_barrier) continue;
+      const unsigned want = f.mask & live;
+      bool all = true;
+      for (int m = 0; m < lanes; ++m) {
+        if (!(want >> m & 1u)) continue;
+        const Fiber& o = d.fibers[32 * w + m];
+        if (o.state == State::done) {
+          std::ostringstream os;
+          os << "warp-synchronous call with mask 0x" << std::hex << f.mask << std::dec
+             << " in thread " << linear(f) << " names lane " << m << ", which has exited, in "
+             << where();
+          throw EmulationError(os.str());
+        }
+        if (o.state != State::at_warp_barrier) all = false;
+      }
+      if (!all) continue;
+      for (int m = 0; m < lanes; ++m) {
+        if (want >> m & 1u) d.fibers[32 * w + m].state = State::ready;
+      }
+      released = true;
+    }
+  }
+  if (released) return true;
+  bool any_block = false, all_block = true;
+  for (const Fiber& f : d.fibers) {
+    if (f.state == State::at_block_barrier) any_block = true;
+    if (f.state == State::at_warp_barrier) all_block = false;
+  }
+  if (any_block && all_block) {
+    for (Fiber& f : d.fibers) {
+      if (f.state == State::at_block_barrier) f.state = State::ready;
+    }
+    return true;
+  }
+  return false;
+}
+
+void run_block() {
+  Device& d = device();
+  for (int t = 0; t < d.threads; ++t) {
+    Fiber& f = d.fibers[t];
+    f.state = State::ready;
+    f.exchange = 0;
+    f.idx = uint3{t % d.block_dim.x, t / d.block_dim.x % d.block_dim.y,
+                  t / (d.block_dim.x * d.block_dim.y)};
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stack_for(t);
+    f.ctx.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc_link = &d.scheduler;
+    makecontext(&f.ctx, fiber_entry, 0);
+  }
+  for (;;) {
+    bool live = false;
+    for (int i = 0; i < d.threads; ++i) {
+      Fiber& f = d.fibers[d.reverse ? d.threads - 1 - i : i];
+      if (f.state == State::ready) {
+        d.current = &f;
+        swapcontext(&d.scheduler, &f.ctx);
+        d.current = nullptr;
+        if (!d.fiber_error.empty()) throw EmulationError(d.fiber_error + " in " + where());
+      }
+      if (f.state != State::done) live = true;
+    }
+    if (!live) return;
+    if (!release_barriers()) {
+      std::ostringstream os;
+      os << "deadlock in " << where() << ": threads wait at barriers that cannot release (";
+      int shown = 0;
+      for (int t = 0; t < d.threads && shown < 8; ++t) {
+        const State s = d.fibers[t].state;
+        if (s == State::done) continue;
+        os << (shown++ ? ", " : "") << "thread " << t
+           << (s == State::at_block_barrier ? " at __syncthreads" : " at a warp barrier");
+      }
+      os << ")";
+      throw EmulationError(os.str());
+    }
+  }
+}
+
+}  // namespace
+
+uint3 thread_idx() { return self().idx; }
+uint3 block_idx() { return device().block; }
+dim3 block_dim() { return device().block_dim; }
+dim3 grid_dim() { return device().grid_dim; }
+int lane_id() { return linear(self()) % 32; }
+
+void sync_block() {
+  Fiber& f = self();
+  f.state = State::at_block_barrier;
+  yield(f);
+}
+
+void sync_warp(unsigned mask) {
+  Fiber& f = self();
+  if (!(mask >> (linear(f) % 32) & 1u)) {
+    throw EmulationError("warp-synchronous call whose mask leaves out the calling lane");
+  }
+  f.state = State::at_warp_barrier;
+  f.mask = mask;
+  yield(f);
+}
+
+// Two slot sets alternate: a lane can only start exchange n + 2 after every lane of the mask has
+// reached exchange n + 1, so by then all have read exchange n.
+const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
+  Fiber& f = self();
+  Device& d = device();
+  const int t = linear(f);
+  uint64_t* slots = d.warps[t / 32].slots[f.exchange++ & 1u];
+  slots[t % 32] = value;
+  sync_warp(mask);
+  return slots;
+}
+
+unsigned char* dynamic_smem() { return device().smem.data(); }
+
+void set_max_dynamic_smem(const void* kernel, int bytes) { device().smem_limit[kernel] = bytes; }
+
+void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem,
+              const std::function<void()>& body) {
+  Device& d = device();
+  const std::lock_guard<std::mutex> lock(d.launch_mutex);
+  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  auto reject = [&](const std::string& why) {
+    d.last_error = cudaErrorInvalidConfiguration;
+    throw EmulationError("launch rejected: " + why);
+  };
+  if (threads == 0 || threads > kMaxThreads || block.z > 64) reject("block size");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 ||
+      grid.z > 65535) {
+    reject("grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
+           std::to_string(grid.z) + ")");
+  }
+  const auto limit = d.smem_limit.find(kernel);
+  const size_t allowed = limit == d.smem_limit.end() ? kDefaultSmemLimit : limit->second;
+  if (smem > allowed) {
+    reject(std::to_string(smem) + " bytes of dynamic shared memory above the kernel's limit of " +
+           std::to_string(allowed));
+  }
+  d.threads = static_cast<int>(threads);
+  d.fibers.resize(d.threads);
+  d.warps.resize((d.threads + 31) / 32);
+  d.block_dim = block;
+  d.grid_dim = grid;
+  d.body = &body;
+  d.fiber_error.clear();
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        d.block = uint3{x, y, z};
+        d.reverse = ((x + y + z) % 2 == 1) == d.reverse_odd;
+        d.smem.assign(std::max<size_t>(smem, 1), 0xff);
+        run_block();
+      }
+    }
+  }
+}
+
+}  // namespace grpo_emu
+
+// ---- CUDA runtime ----------------------------------------------------------------------------
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = grpo_emu::device().last_error;
+  grpo_emu::device().last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return grpo_emu::device().last_error; }
+
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+    default:
+      return "unspecified launch failure";
+  }
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind,
+                            cudaStream_t) {
+  if (count > 0 && (dst == nullptr || src == nullptr)) return cudaErrorInvalidValue;
+  if (count > 0) std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t) {
+  if (count > 0 && dst == nullptr) return cudaErrorInvalidValue;
+  if (count > 0) std::memset(dst, value, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+cudaError_t cudaFuncSetAttributeEmu(const void* func, cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      static_cast<size_t>(value) > grpo_emu::kOptInSmemLimit) {
+    return cudaErrorInvalidValue;
+  }
+  grpo_emu::set_max_dynamic_smem(func, value);
+  return cudaSuccess;
+}
+
+// ---- cuBLAS ----------------------------------------------------------------------------------
+
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
+
+namespace {
+
+float load(const void* p, cudaDataType_t t, int64_t i) {
+  switch (t) {
+    case CUDA_R_16BF:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case CUDA_R_16F:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+void store(void* p, cudaDataType_t t, int64_t i, float v) {
+  switch (t) {
+    case CUDA_R_16BF:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    case CUDA_R_16F:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+  }
+}
+
+// Column-major C (m, n) = alpha op(A) op(B) + beta C, with cuBLAS's checks on the leading
+// dimensions (op(A) is m x k: A is m x k when not transposed, else k x m).
+cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                    float alpha, const void* A, cudaDataType_t at, int64_t lda, const void* B,
+                    cudaDataType_t bt, int64_t ldb, float beta, void* C, cudaDataType_t ct,
+                    int64_t ldc) {
+  if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  if (lda < std::max<int64_t>(1, ta == CUBLAS_OP_N ? m : k)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (ldb < std::max<int64_t>(1, tb == CUBLAS_OP_N ? k : n)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (ldc < std::max<int64_t>(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (at != bt || at == CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < m; ++i) {
+      float acc = 0.f;
+      for (int64_t l = 0; l < k; ++l) {
+        const float a = load(A, at, ta == CUBLAS_OP_N ? i + l * lda : l + i * lda);
+        const float b = load(B, bt, tb == CUBLAS_OP_N ? l + j * ldb : j + l * ldb);
+        acc += a * b;
+      }
+      const float old = beta == 0.f ? 0.f : load(C, ct, i + j * ldc);
+      store(C, ct, i + j * ldc, alpha * acc + beta * old);
+    }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+cublasHandle_t grpo_emu_cublas_handle() {
+  static cublasContext handle;
+  return &handle;
+}
+
+cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* stream) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  *stream = handle->stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->stream = stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
+                            cublasOperation_t transb, int m, int n, int k, const void* alpha,
+                            const void* A, cudaDataType Atype, int lda, const void* B,
+                            cudaDataType Btype, int ldb, const void* beta, void* C,
+                            cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
+                            cublasGemmAlgo_t) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (computeType != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  return gemm(transa, transb, m, n, k, *static_cast<const float*>(alpha), A, Atype, lda, B, Btype,
+              ldb, *static_cast<const float*>(beta), C, Ctype, ldc);
+}
+
+cublasStatus_t cublasGemmGroupedBatchedEx_64(
+    cublasHandle_t handle, const cublasOperation_t transa_array[],
+    const cublasOperation_t transb_array[], const int64_t m_array[], const int64_t n_array[],
+    const int64_t k_array[], const void* alpha_array, const void* const Aarray[],
+    cudaDataType_t Atype, const int64_t lda_array[], const void* const Barray[],
+    cudaDataType_t Btype, const int64_t ldb_array[], const void* beta_array, void* const Carray[],
+    cudaDataType_t Ctype, const int64_t ldc_array[], int64_t group_count,
+    const int64_t group_size[], cublasComputeType_t computeType) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (computeType != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (group_count < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  const auto* alpha = static_cast<const float*>(alpha_array);
+  const auto* beta = static_cast<const float*>(beta_array);
+  int64_t problem = 0;
+  for (int64_t g = 0; g < group_count; ++g) {
+    for (int64_t i = 0; i < group_size[g]; ++i, ++problem) {
+      const cublasStatus_t st =
+          gemm(transa_array[g], transb_array[g], m_array[g], n_array[g], k_array[g], alpha[g],
+               Aarray[problem], Atype, lda_array[g], Barray[problem], Btype, ldb_array[g], beta[g],
+               Carray[problem], Ctype, ldc_array[g]);
+      if (st != CUBLAS_STATUS_SUCCESS) return st;
+    }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
