@@ -66,6 +66,11 @@ TEST(EmulatedKernels, AttentionTrainingHeadDims64And128) {
       kc::check_attention(emulated(), {2, 4, 2, t, t, d, at::kBFloat16, {}, {}});
     }
   }
+  // The layouts the model hands over: strided (B, T, H, D) projections, a KV cache's prefix.
+  kc::check_attention(emulated(), {2, 4, 2, 77, 77, 128, at::kBFloat16, {}, {}, kc::Layout::model});
+  kc::check_attention(emulated(),
+                      {2, 4, 2, 50, 90, 64, at::kBFloat16, {4, 0}, {}, kc::Layout::cache});
+  kc::check_attention(emulated(), {2, 8, 2, 1, 300, 128, at::kBFloat16, {}, {}, kc::Layout::cache});
 }
 
 TEST(EmulatedKernels, AttentionFloat16AndNoGqa) {

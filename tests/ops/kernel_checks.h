@@ -65,12 +65,31 @@ inline void expect_within(const std::string& what, const at::Tensor& kernel,
       << what << ": kernel error " << ek << ", low-precision reference error " << er;
 }
 
+// How the kernel's inputs lie in memory (the references always get contiguous ones).
+enum class Layout {
+  contiguous,  // (B, H, T, D)
+  model,       // (B, H, T, D) views of (B, T, H, D) memory, as the model's projections give
+  cache,       // k and v: the first S positions of a longer (B, H, S + 37, D) cache buffer
+};
+
 struct AttnCase {
   int64_t b, hq, hkv, t, s, d;
   at::ScalarType dtype;
   std::vector<int64_t> pads;  // left padding per sequence (empty: no mask)
   std::vector<int64_t> ends;  // right padding per sequence (empty: none)
+  Layout layout = Layout::contiguous;
 };
+
+// `x` (B, H, L, D) with the same values laid out as `layout` says (`kv`: x is a key/value).
+inline at::Tensor lay_out(const at::Tensor& x, Layout layout, bool kv) {
+  if (layout == Layout::model) return x.transpose(1, 2).contiguous().transpose(1, 2);
+  if (layout == Layout::cache && kv) {
+    at::Tensor buf = at::zeros({x.size(0), x.size(1), x.size(2) + 37, x.size(3)}, x.options());
+    buf.narrow(2, 0, x.size(2)).copy_(x);
+    return buf.narrow(2, 0, x.size(2));
+  }
+  return x;
+}
 
 // Forward and backward of causal attention, kernel vs reference, on rows that see a key.
 inline void check_attention(const Backend& be, const AttnCase& c) {
@@ -98,6 +117,11 @@ inline void check_attention(const Backend& be, const AttnCase& c) {
   auto run = [&](at::ScalarType dt, bool kernel) {
     // Every run starts from the same inputs rounded to the case's dtype.
     at::Tensor q = q32.to(c.dtype).to(dt), k = k32.to(c.dtype).to(dt), v = v32.to(c.dtype).to(dt);
+    if (kernel) {
+      q = lay_out(q, c.layout, false);
+      k = lay_out(k, c.layout, true);
+      v = lay_out(v, c.layout, true);
+    }
     q = q.detach().requires_grad_(grad);
     k = k.detach().requires_grad_(grad);
     v = v.detach().requires_grad_(grad);
