@@ -129,46 +129,50 @@ cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGRPO_CUDA=ON -DG
   exit 1
 }
 grep -E "grpo: (LibTorch|kernels)" "$out/configure.log"
-stamp "build test_ops_cuda"
-cmake --build "$build" -j "$jobs" --target test_ops_cuda > "$out/build_tests.log" 2>&1 || {
-  echo "build failed: $out/build_tests.log"
-  grep -m 20 -E "error|FAILED" "$out/build_tests.log"
-  exit 1
-}
 status=0
-stamp "ctest -L gpu"
-(cd "$build" && timeout 240 "${run_env[@]}" ctest -L gpu --output-on-failure) > "$out/ctest_gpu.log" 2>&1 \
-  || status=1
-tail -40 "$out/ctest_gpu.log"
-# A skipped gpu test (no device visible, kernels not linked) is a failed check, not a pass.
-if grep -qiE "skipped|No tests were found" "$out/ctest_gpu.log"; then
-  echo "gpu tests skipped or missing: see $out/ctest_gpu.log"
-  status=1
-fi
-# Kernel launches are asynchronous: a fault shows up at some later call. Rerun only the failed
-# tests with synchronous launches (the error then names the launching wrapper) and, when
-# present, under compute-sanitizer memcheck (names the kernel and the bad address).
-failed=$(grep -oE "CudaKernels\.[A-Za-z0-9_]+ \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)" \
-  "$out/ctest_gpu.log" | cut -d' ' -f1 | sort -u | paste -sd: -)
-if [[ -n "$failed" ]] && (($(elapsed) < 330)); then
-  stamp "rerun failed tests with CUDA_LAUNCH_BLOCKING=1: $failed"
-  CUDA_LAUNCH_BLOCKING=1 timeout 120 "${run_env[@]}" "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" \
-    > "$out/failed_blocking.log" 2>&1
-  grep -E "Failure|error|Error|FAILED|kernel|\.cpp:[0-9]+" "$out/failed_blocking.log" | head -40
-  if (($(elapsed) < 330)) && { command -v compute-sanitizer > /dev/null ||
-    [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; }; then
-    sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    stamp "compute-sanitizer memcheck on $failed"
-    timeout 120 "${run_env[@]}" "$sanitizer" --tool memcheck --print-limit 20 \
-      "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" > "$out/failed_memcheck.log" 2>&1
-    grep -E "=========" "$out/failed_memcheck.log" | head -40
+if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
+  stamp "build test_ops_cuda"
+  cmake --build "$build" -j "$jobs" --target test_ops_cuda > "$out/build_tests.log" 2>&1 || {
+    echo "build failed: $out/build_tests.log"
+    grep -m 20 -E "error|FAILED" "$out/build_tests.log"
+    exit 1
+  }
+  stamp "ctest -L gpu"
+  (cd "$build" && timeout 240 "${run_env[@]}" ctest -L gpu --output-on-failure) > "$out/ctest_gpu.log" 2>&1 \
+    || status=1
+  tail -40 "$out/ctest_gpu.log"
+  # A skipped gpu test (no device visible, kernels not linked) is a failed check, not a pass.
+  if grep -qiE "skipped|No tests were found" "$out/ctest_gpu.log"; then
+    echo "gpu tests skipped or missing: see $out/ctest_gpu.log"
+    status=1
+  fi
+  # Kernel launches are asynchronous: a fault shows up at some later call. Rerun only the failed
+  # tests with synchronous launches (the error then names the launching wrapper) and, when
+  # present, under compute-sanitizer memcheck (names the kernel and the bad address).
+  failed=$(grep -oE "CudaKernels\.[A-Za-z0-9_]+ \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)" \
+    "$out/ctest_gpu.log" | cut -d' ' -f1 | sort -u | paste -sd: -)
+  if [[ -n "$failed" ]] && (($(elapsed) < 330)); then
+    stamp "rerun failed tests with CUDA_LAUNCH_BLOCKING=1: $failed"
+    CUDA_LAUNCH_BLOCKING=1 timeout 120 "${run_env[@]}" "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" \
+      > "$out/failed_blocking.log" 2>&1
+    grep -E "Failure|error|Error|FAILED|kernel|\.cpp:[0-9]+" "$out/failed_blocking.log" | head -40
+    if (($(elapsed) < 330)) && { command -v compute-sanitizer > /dev/null ||
+      [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; }; then
+      sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+      stamp "compute-sanitizer memcheck on $failed"
+      timeout 120 "${run_env[@]}" "$sanitizer" --tool memcheck --print-limit 20 \
+        "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" > "$out/failed_memcheck.log" 2>&1
+      grep -E "=========" "$out/failed_memcheck.log" | head -40
+    fi
   fi
 fi
 stamp "build grpo"
 if cmake --build "$build" -j "$jobs" --target grpo > "$out/build_cli.log" 2>&1; then
-  stamp "grpo bench kernels"
-  timeout 180 "${run_env[@]}" "$build/grpo" bench kernels --repeat 10 > "$out/bench_kernels.txt" 2>&1 || status=1
-  cat "$out/bench_kernels.txt"
+  if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
+    stamp "grpo bench kernels"
+    timeout 180 "${run_env[@]}" "$build/grpo" bench kernels --repeat 10 > "$out/bench_kernels.txt" 2>&1 || status=1
+    cat "$out/bench_kernels.txt"
+  fi
 else
   echo "build of grpo failed: $out/build_cli.log"
   grep -m 20 -E "error|FAILED" "$out/build_cli.log"
@@ -179,15 +183,24 @@ fi
 # checkpoint) at GRPO_GPU_DEADLINE seconds after the start (default 570, under the device
 # tool's 600 s a command). Its metrics, samples, log and curves land in $out/recipe/; the run
 # itself (checkpoints) stays in runs/gpu_recipe. Its status does not change the check's.
+# GRPO_GPU_RECIPE_ONLY=1 skips the tests and the bench (a second call on the still-warm machine,
+# whose build folder and runs/ remain) and resumes runs/gpu_recipe from its last checkpoint when
+# it has one, so a recipe longer than one call continues where the previous call stopped it.
 recipe="${GRPO_GPU_RECIPE:-}"
 if [[ -n "$recipe" && -x "$build/grpo" ]]; then
   left=$((${GRPO_GPU_DEADLINE:-570} - $(elapsed)))
   if ((left > 30)); then
     stamp "recipe $recipe for at most $left s"
     mkdir -p "$out/recipe"
-    rm -rf runs/gpu_recipe
+    resume=()
+    if [[ -n "${GRPO_GPU_RECIPE_ONLY:-}" && -d runs/gpu_recipe/checkpoints ]]; then
+      resume=(--resume auto)
+      stamp "continuing runs/gpu_recipe"
+    else
+      rm -rf runs/gpu_recipe
+    fi
     timeout --signal=INT --kill-after=20 "$left" "${run_env[@]}" "$build/grpo" train \
-      --config "$recipe" --run-dir runs/gpu_recipe > "$out/recipe/train.log" 2>&1
+      --config "$recipe" --run-dir runs/gpu_recipe "${resume[@]}" > "$out/recipe/train.log" 2>&1
     stamp "recipe stopped (exit $?)"
     for f in metrics.jsonl samples.jsonl sft/metrics.jsonl; do
       [[ -f "runs/gpu_recipe/$f" ]] && cp "runs/gpu_recipe/$f" "$out/recipe/${f//\//_}"
