@@ -289,7 +289,6 @@ cudaError_t cudaGetLastError() {
   grpo_emu::device().last_error = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return grpo_emu::device().last_error; }
 
 const char* cudaGetErrorString(cudaError_t error) {
   switch (error) {
@@ -318,9 +317,6 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t) {
   if (count > 0) std::memset(dst, value, count);
   return cudaSuccess;
 }
-
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
 cudaError_t cudaFuncSetAttributeEmu(const void* func, cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||

@@ -4,7 +4,7 @@
 //
 // Execution model: the blocks of a grid run one after another; the threads of a block are fibers
 // on one OS thread, each running until it reaches a barrier (__syncthreads, __syncwarp, a warp
-// shuffle or vote) or returns. A barrier releases when every live thread it names has reached it,
+// shuffle or match) or returns. A barrier releases when every live thread it names has reached it,
 // so missing synchronisation shows up as wrong results (between two barriers the threads run one
 // after another, first-to-last in some blocks and last-to-first in the others, so a thread that
 // reads what another writes without a barrier between sees stale data in one of the two orders
@@ -131,7 +131,6 @@ T from_bits(uint64_t bits) {
 #define blockIdx (::grpo_emu::block_idx())
 #define blockDim (::grpo_emu::block_dim())
 #define gridDim (::grpo_emu::grid_dim())
-constexpr int warpSize = 32;
 
 inline void __syncthreads() { grpo_emu::sync_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { grpo_emu::sync_warp(mask); }
@@ -151,13 +150,6 @@ T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
   return grpo_emu::from_bits<T>(slots[(src / width == lane / width) ? src : lane]);
 }
 template <class T>
-T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
-  const int lane = grpo_emu::lane_id();
-  const uint64_t* slots = grpo_emu::warp_exchange(mask, grpo_emu::to_bits(v));
-  const int src = lane + static_cast<int>(delta);
-  return grpo_emu::from_bits<T>(slots[(src / width == lane / width) ? src : lane]);
-}
-template <class T>
 unsigned __match_any_sync(unsigned mask, T v) {
   const uint64_t* slots = grpo_emu::warp_exchange(mask, grpo_emu::to_bits(v));
   const uint64_t mine = slots[grpo_emu::lane_id()];
@@ -167,22 +159,9 @@ unsigned __match_any_sync(unsigned mask, T v) {
   }
   return same;
 }
-inline unsigned __ballot_sync(unsigned mask, int pred) {
-  const uint64_t* slots = grpo_emu::warp_exchange(mask, pred != 0);
-  unsigned bits = 0;
-  for (int l = 0; l < 32; ++l) {
-    if ((mask >> l & 1u) && slots[l] != 0) bits |= 1u << l;
-  }
-  return bits;
-}
-inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0; }
-inline int __all_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) == mask; }
-
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
-inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
-inline int __ffs(int x) { return __builtin_ffs(x); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
 
+// The built-ins kernels/ uses; add others as kernels come to use them.
 // Blocks and threads never run at once, so read-modify-write is atomic.
 template <class T>
 T atomicAdd(T* address, T v) {
@@ -190,29 +169,6 @@ T atomicAdd(T* address, T v) {
   *address = old + v;
   return old;
 }
-template <class T>
-T atomicMax(T* address, T v) {
-  const T old = *address;
-  *address = old < v ? v : old;
-  return old;
-}
-template <class T>
-T atomicMin(T* address, T v) {
-  const T old = *address;
-  *address = v < old ? v : old;
-  return old;
-}
-template <class T>
-T atomicExch(T* address, T v) {
-  const T old = *address;
-  *address = v;
-  return old;
-}
-template <class T>
-T __ldg(const T* p) {
-  return *p;
-}
-
 // The device integer and float min/max overloads.
 #define GRPO_EMU_MINMAX(T)                         \
   inline T min(T a, T b) { return b < a ? b : a; } \
