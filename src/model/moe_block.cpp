@@ -5,6 +5,7 @@
 
 #include "grpo/core/error.h"
 #include "grpo/model/modules.h"
+#include "grpo/ops/kernels.h"
 #include "grpo/ops/moe.h"
 
 namespace grpo::model {
@@ -34,14 +35,26 @@ MoeBlockImpl::MoeBlockImpl(const ModelArch& a) : router_(a.router), num_experts_
   }
 }
 
-at::Tensor MoeBlockImpl::forward(const at::Tensor& x, MoeStats& stats) {
-  const auto sizes = x.sizes().vec();
-  const at::Tensor flat = x.reshape({-1, x.size(-1)});        // (N, H)
-  const at::Tensor logits = at::linear(flat, gate_->weight);  // (N, E)
-  const ops::Routing routing = ops::route(logits, router_, gate_->correction_bias);
-  const ops::Dispatch d = ops::dispatch(routing.experts, num_experts_, router_.kernels);
-  const at::Tensor rows = ops::permute(flat, d);  // (N*k, H) by expert
+// The experts' SwiGLU over their rows (N*k, H) in dispatch order. On a GPU with the kernels on,
+// each projection of all experts is one grouped GEMM (ops::grouped_linear, which itself falls
+// back to a loop of at::linear when the weights are not 16-bit like the rows, e.g. under
+// autocast); elsewhere one Mlp per expert with rows, which on the CPU keeps the Mlp's inference
+// path.
+at::Tensor MoeBlockImpl::experts_forward(const at::Tensor& rows, const ops::Dispatch& d) {
   const auto offsets = d.offsets.accessor<int64_t, 1>();
+  if (rows.is_cuda() && ops::cuda_kernels_enabled(router_.kernels)) {
+    const std::vector<int64_t> off(offsets.data(), offsets.data() + num_experts_ + 1);
+    std::vector<at::Tensor> gate, up, down;
+    for (int64_t e = 0; e < num_experts_; ++e) {
+      const MlpImpl* mlp = experts_[e]->as<Mlp>();
+      gate.push_back(mlp->gate_weight());
+      up.push_back(mlp->up_weight());
+      down.push_back(mlp->down_weight());
+    }
+    const at::Tensor a = at::silu(ops::grouped_linear(rows, off, gate, router_.kernels)) *
+                         ops::grouped_linear(rows, off, up, router_.kernels);
+    return ops::grouped_linear(a, off, down, router_.kernels);
+  }
   std::vector<at::Tensor> outputs;
   outputs.reserve(num_experts_);
   for (int64_t e = 0; e < num_experts_; ++e) {
@@ -49,7 +62,17 @@ at::Tensor MoeBlockImpl::forward(const at::Tensor& x, MoeStats& stats) {
     if (count == 0) continue;
     outputs.push_back(experts_[e]->as<Mlp>()->forward(rows.narrow(0, offsets[e], count)));
   }
-  at::Tensor out = ops::combine(at::cat(outputs, 0), routing.weights, d, flat.size(0));  // (N, H)
+  return at::cat(outputs, 0);
+}
+
+at::Tensor MoeBlockImpl::forward(const at::Tensor& x, MoeStats& stats) {
+  const auto sizes = x.sizes().vec();
+  const at::Tensor flat = x.reshape({-1, x.size(-1)});        // (N, H)
+  const at::Tensor logits = at::linear(flat, gate_->weight);  // (N, E)
+  const ops::Routing routing = ops::route(logits, router_, gate_->correction_bias);
+  const ops::Dispatch d = ops::dispatch(routing.experts, num_experts_, router_.kernels);
+  const at::Tensor rows = ops::permute(flat, d);  // (N*k, H) by expert
+  at::Tensor out = ops::combine(experts_forward(rows, d), routing.weights, d, flat.size(0));
   if (shared_expert_) {
     at::Tensor shared = shared_expert_(flat);
     if (shared_expert_gate_) shared = at::sigmoid(shared_expert_gate_(flat)) * shared;

@@ -117,6 +117,10 @@ class MlpImpl : public torch::nn::Module {
           const std::string& gate_name = "gate_proj", const std::string& up_name = "up_proj",
           const std::string& down_name = "down_proj");
   at::Tensor forward(const at::Tensor& x);  // (..., hidden)
+  // The three projections' weights (out, in), for the MoE block's grouped expert products.
+  const at::Tensor& gate_weight() const { return gate_->weight; }
+  const at::Tensor& up_weight() const { return up_->weight; }
+  const at::Tensor& down_weight() const { return down_->weight; }
 
  private:
   Linear gate_{nullptr}, up_{nullptr}, down_{nullptr};
@@ -164,6 +168,8 @@ class MoeBlockImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, MoeStats& stats);  // (B, T, H) -> (B, T, H)
 
  private:
+  at::Tensor experts_forward(const at::Tensor& rows, const ops::Dispatch& d);
+
   ops::RouterParams router_;
   int64_t num_experts_;
   Router gate_{nullptr};
