@@ -42,8 +42,7 @@ void run_make(const MakeArgs& args) {
   const auto task = enum_from<data::TaskKind>(args.task, "task");
   const auto difficulty = enum_from<data::Difficulty>(args.difficulty, "difficulty");
   GRPO_CHECK_KIND(usage, args.n > 0, "--n must be at least 1");
-  config::Node overrides = config::Node::make_map({"--set", 0, 0});
-  for (const auto& assignment : args.overrides) config::apply_override(overrides, assignment);
+  const config::Node overrides = config::overrides_map(args.overrides);
 
   const auto items = data::generate_task(task, difficulty, overrides, args.n, args.seed);
   jsonl::Writer writer(args.out);

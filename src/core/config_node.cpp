@@ -232,4 +232,10 @@ void apply_override(Node& root, const std::string& assignment) {
   }
 }
 
+Node overrides_map(const std::vector<std::string>& assignments) {
+  Node root = Node::make_map({"--set", 0, 0});
+  for (const auto& assignment : assignments) apply_override(root, assignment);
+  return root;
+}
+
 }  // namespace grpo::config

@@ -17,14 +17,8 @@
 namespace grpo::data {
 namespace {
 
-config::Node overrides(const std::vector<std::string>& sets) {
-  config::Node root = config::Node::make_map({"--set", 0, 0});
-  for (const auto& s : sets) config::apply_override(root, s);
-  return root;
-}
-
 std::vector<TaskItem> make(const std::vector<std::string>& sets, size_t n, uint64_t seed) {
-  return generate_task(TaskKind::countdown, Difficulty::easy, overrides(sets), n, seed);
+  return generate_task(TaskKind::countdown, Difficulty::easy, config::overrides_map(sets), n, seed);
 }
 
 std::set<std::string> problems(const std::vector<TaskItem>& items) {

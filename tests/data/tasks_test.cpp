@@ -16,12 +16,6 @@
 namespace grpo::data {
 namespace {
 
-config::Node overrides(const std::vector<std::string>& sets) {
-  config::Node root = config::Node::make_map({"--set", 0, 0});
-  for (const auto& s : sets) config::apply_override(root, s);
-  return root;
-}
-
 // The expression between "Calculate " and the final ".".
 std::string arithmetic_expression(const std::string& prompt) {
   EXPECT_EQ(prompt.rfind("Calculate ", 0), 0u) << prompt;
@@ -99,10 +93,10 @@ TEST(EquationTask, AnswerSatisfiesThePromptEquation) {
 
 TEST(Tasks, SameSeedSameItemsAndItemsDoNotDependOnN) {
   for (TaskKind t : {TaskKind::countdown, TaskKind::arithmetic, TaskKind::equation}) {
-    const auto a = generate_task(t, Difficulty::medium, overrides({}), 20, 42);
-    const auto b = generate_task(t, Difficulty::medium, overrides({}), 20, 42);
-    const auto c = generate_task(t, Difficulty::medium, overrides({}), 20, 43);
-    const auto prefix = generate_task(t, Difficulty::medium, overrides({}), 5, 42);
+    const auto a = generate_task(t, Difficulty::medium, config::overrides_map({}), 20, 42);
+    const auto b = generate_task(t, Difficulty::medium, config::overrides_map({}), 20, 42);
+    const auto c = generate_task(t, Difficulty::medium, config::overrides_map({}), 20, 43);
+    const auto prefix = generate_task(t, Difficulty::medium, config::overrides_map({}), 5, 42);
     size_t differ = 0;
     for (size_t i = 0; i < a.size(); ++i) {
       EXPECT_EQ(a[i].to_json(true), b[i].to_json(true));
@@ -118,9 +112,12 @@ TEST(Tasks, SameSeedSameItemsAndItemsDoNotDependOnN) {
 // Pinned first items: the generators use their own portable RNG, so these hold on every
 // platform and standard library. A change here changes every dataset made from a seed.
 TEST(Tasks, PinnedItemsForSeedOne) {
-  const auto cd = generate_task(TaskKind::countdown, Difficulty::easy, overrides({}), 1, 1);
-  const auto ar = generate_task(TaskKind::arithmetic, Difficulty::easy, overrides({}), 1, 1);
-  const auto eq = generate_task(TaskKind::equation, Difficulty::easy, overrides({}), 1, 1);
+  const auto cd =
+      generate_task(TaskKind::countdown, Difficulty::easy, config::overrides_map({}), 1, 1);
+  const auto ar =
+      generate_task(TaskKind::arithmetic, Difficulty::easy, config::overrides_map({}), 1, 1);
+  const auto eq =
+      generate_task(TaskKind::equation, Difficulty::easy, config::overrides_map({}), 1, 1);
   EXPECT_EQ(cd[0].prompt,
             "Using the numbers [10, 7, 9], write an arithmetic expression that equals 26. You "
             "may use +, -, *, / and parentheses, and each number at most once.");
@@ -132,12 +129,12 @@ TEST(Tasks, PinnedItemsForSeedOne) {
 }
 
 TEST(Tasks, OverridesBindOverThePreset) {
-  const auto items =
-      generate_task(TaskKind::countdown, Difficulty::easy, overrides({"count=5"}), 10, 3);
+  const auto items = generate_task(TaskKind::countdown, Difficulty::easy,
+                                   config::overrides_map({"count=5"}), 10, 3);
   for (const auto& item : items) EXPECT_EQ(item.extra["numbers"].size(), 5u);
   auto message = [](const std::vector<std::string>& sets) -> std::string {
     try {
-      generate_task(TaskKind::countdown, Difficulty::easy, overrides(sets), 1, 0);
+      generate_task(TaskKind::countdown, Difficulty::easy, config::overrides_map(sets), 1, 0);
     } catch (const grpo::Error& e) {
       EXPECT_EQ(e.kind(), grpo::ErrorKind::config);
       return e.what();
@@ -152,7 +149,7 @@ TEST(Tasks, OverridesBindOverThePreset) {
 TEST(Tasks, WorkedSolutionsVaryAndSometimesSelfCheck) {
   const std::regex shape("<think> (.+) </think> <answer> (.+) </answer>");
   for (TaskKind t : {TaskKind::countdown, TaskKind::arithmetic, TaskKind::equation}) {
-    const auto items = generate_task(t, Difficulty::medium, overrides({}), 300, 9);
+    const auto items = generate_task(t, Difficulty::medium, config::overrides_map({}), 300, 9);
     size_t checks = 0, shortest = SIZE_MAX, longest = 0;
     for (const auto& item : items) {
       std::smatch m;
@@ -176,7 +173,7 @@ TEST(Tasks, WorkedSolutionsVaryAndSometimesSelfCheck) {
   // No self-checks at rate 0; all at rate 1.
   for (const char* rate : {"self_check_rate=0", "self_check_rate=1"}) {
     const auto items =
-        generate_task(TaskKind::equation, Difficulty::easy, overrides({rate}), 50, 1);
+        generate_task(TaskKind::equation, Difficulty::easy, config::overrides_map({rate}), 50, 1);
     const bool want = std::string(rate).back() == '1';
     for (const auto& item : items)
       EXPECT_EQ(item.response.find("Let me verify") != std::string::npos, want);
@@ -186,7 +183,8 @@ TEST(Tasks, WorkedSolutionsVaryAndSometimesSelfCheck) {
 // The worked solution of a pinned item, made before direct_rate, multiplication and chain
 // existed: those knobs at their defaults draw nothing, so old datasets stay byte-identical.
 TEST(Tasks, PinnedSolutionUnchangedByLaterKnobs) {
-  const auto ar = generate_task(TaskKind::arithmetic, Difficulty::easy, overrides({}), 1, 0);
+  const auto ar =
+      generate_task(TaskKind::arithmetic, Difficulty::easy, config::overrides_map({}), 1, 0);
   EXPECT_EQ(ar[0].prompt, "Calculate 7 * 6 - 6.");
   EXPECT_EQ(ar[0].response,
             "<think> Work it out one operation at a time, respecting parentheses and doing * and "
@@ -197,11 +195,12 @@ TEST(Tasks, PinnedSolutionUnchangedByLaterKnobs) {
 // chain: ((a op b) op c) op d with + and - only; the working is the running result, one
 // operation per sentence, checked against a running total computed here from the prompt.
 TEST(ArithmeticTask, ChainsRunLeftToRight) {
-  const auto items = generate_task(
-      TaskKind::arithmetic, Difficulty::medium,
-      overrides({"ops=4", "max_operand=9", "max_value=40", "multiplication=false", "division=false",
-                 "chain=true", "max_verbosity=0", "self_check_rate=0"}),
-      200, 3);
+  const auto items =
+      generate_task(TaskKind::arithmetic, Difficulty::medium,
+                    config::overrides_map({"ops=4", "max_operand=9", "max_value=40",
+                                           "multiplication=false", "division=false", "chain=true",
+                                           "max_verbosity=0", "self_check_rate=0"}),
+                    200, 3);
   for (const auto& item : items) {
     const std::string expr = arithmetic_expression(item.prompt);
     EXPECT_EQ(expr.find_first_of("*/()"), std::string::npos) << expr;
@@ -231,7 +230,7 @@ TEST(ArithmeticTask, ChainsRunLeftToRight) {
 
 TEST(ArithmeticTask, MultiplicationCanBeTurnedOff) {
   const auto items = generate_task(TaskKind::arithmetic, Difficulty::hard,
-                                   overrides({"multiplication=false"}), 100, 5);
+                                   config::overrides_map({"multiplication=false"}), 100, 5);
   size_t divisions = 0;
   for (const auto& item : items) {
     EXPECT_EQ(item.prompt.find('*'), std::string::npos) << item.prompt;
@@ -242,20 +241,20 @@ TEST(ArithmeticTask, MultiplicationCanBeTurnedOff) {
 
 // direct_rate: the thinking states the result without working, in each task's form.
 TEST(Tasks, DirectRateSkipsTheWorking) {
-  const auto ar =
-      generate_task(TaskKind::arithmetic, Difficulty::easy, overrides({"direct_rate=1"}), 30, 7);
+  const auto ar = generate_task(TaskKind::arithmetic, Difficulty::easy,
+                                config::overrides_map({"direct_rate=1"}), 30, 7);
   for (const auto& item : ar) {
     EXPECT_EQ(item.response, "<think> " + arithmetic_expression(item.prompt) + " = " + item.answer +
                                  ". </think> <answer> " + item.answer + " </answer>");
   }
-  const auto eq =
-      generate_task(TaskKind::equation, Difficulty::easy, overrides({"direct_rate=1"}), 30, 7);
+  const auto eq = generate_task(TaskKind::equation, Difficulty::easy,
+                                config::overrides_map({"direct_rate=1"}), 30, 7);
   for (const auto& item : eq) {
     EXPECT_EQ(item.response,
               "<think> x = " + item.answer + ". </think> <answer> " + item.answer + " </answer>");
   }
-  const auto cd =
-      generate_task(TaskKind::countdown, Difficulty::easy, overrides({"direct_rate=1"}), 30, 7);
+  const auto cd = generate_task(TaskKind::countdown, Difficulty::easy,
+                                config::overrides_map({"direct_rate=1"}), 30, 7);
   for (const auto& item : cd) {
     const std::string solution = item.extra.at("solution").get<std::string>();
     EXPECT_EQ(item.response, "<think> " + solution + " = " +
@@ -264,7 +263,7 @@ TEST(Tasks, DirectRateSkipsTheWorking) {
   }
   // A rate of 0.5 of 400: 200 expected, sd 10.
   const auto half = generate_task(TaskKind::arithmetic, Difficulty::medium,
-                                  overrides({"direct_rate=0.5"}), 400, 8);
+                                  config::overrides_map({"direct_rate=0.5"}), 400, 8);
   size_t direct = 0;
   for (const auto& item : half) {
     direct += item.response == "<think> " + arithmetic_expression(item.prompt) + " = " +

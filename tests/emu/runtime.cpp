@@ -32,6 +32,7 @@ struct Fiber {
   unsigned mask = 0;      // lanes a warp barrier waits for
   unsigned exchange = 0;  // warp exchanges this lane has made
   uint3 idx{0, 0, 0};
+  int linear = 0;  // idx flattened: x + dim.x * (y + dim.y * z)
 };
 
 struct Warp {
@@ -68,11 +69,6 @@ Fiber& self() {
   Fiber* f = device().current;
   if (f == nullptr) throw EmulationError("a device built-in was called outside a kernel");
   return *f;
-}
-
-int linear(const Fiber& f) {
-  const Device& d = device();
-  return static_cast<int>(f.idx.x + d.block_dim.x * (f.idx.y + d.block_dim.y * f.idx.z));
 }
 
 void yield(Fiber& f) { swapcontext(&f.ctx, &device().scheduler); }
@@ -129,7 +125,7 @@ bool release_barriers() {
         if (o.state == State::done) {
           std::ostringstream os;
           os << "warp-synchronous call with mask 0x" << std::hex << f.mask << std::dec
-             << " in thread " << linear(f) << " names lane " << m << ", which has exited, in "
+             << " in thread " << f.linear << " names lane " << m << ", which has exited, in "
              << where();
           throw EmulationError(os.str());
         }
@@ -165,6 +161,7 @@ void run_block() {
     f.exchange = 0;
     f.idx = uint3{t % d.block_dim.x, t / d.block_dim.x % d.block_dim.y,
                   t / (d.block_dim.x * d.block_dim.y)};
+    f.linear = t;
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = stack_for(t);
     f.ctx.uc_stack.ss_size = kStackBytes;
@@ -206,7 +203,7 @@ uint3 thread_idx() { return self().idx; }
 uint3 block_idx() { return device().block; }
 dim3 block_dim() { return device().block_dim; }
 dim3 grid_dim() { return device().grid_dim; }
-int lane_id() { return linear(self()) % 32; }
+int lane_id() { return self().linear % 32; }
 
 void sync_block() {
   Fiber& f = self();
@@ -216,7 +213,7 @@ void sync_block() {
 
 void sync_warp(unsigned mask) {
   Fiber& f = self();
-  if (!(mask >> (linear(f) % 32) & 1u)) {
+  if (!(mask >> (f.linear % 32) & 1u)) {
     throw EmulationError("warp-synchronous call whose mask leaves out the calling lane");
   }
   f.state = State::at_warp_barrier;
@@ -229,7 +226,7 @@ void sync_warp(unsigned mask) {
 const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
   Fiber& f = self();
   Device& d = device();
-  const int t = linear(f);
+  const int t = f.linear;
   uint64_t* slots = d.warps[t / 32].slots[f.exchange++ & 1u];
   slots[t % 32] = value;
   sync_warp(mask);

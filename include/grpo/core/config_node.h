@@ -52,4 +52,8 @@ void merge(Node& base, const Node& over);
 // numeric segment indexes a sequence). Throws grpo::Error (usage) when malformed.
 void apply_override(Node& root, const std::string& assignment);
 
+// A map of the `--set` assignments alone (located at "--set" in errors), for options that are
+// given only on the command line (e.g. `grpo data make`'s task knobs).
+Node overrides_map(const std::vector<std::string>& assignments);
+
 }  // namespace grpo::config

@@ -19,25 +19,8 @@ struct row_major {};
 struct col_major {};
 enum layout_t { mem_row_major, mem_col_major };
 
-namespace detail {
-inline float to_float(float v) { return v; }
-inline float to_float(__half v) { return __half2float(v); }
-inline float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T>
-T from_float(float v);
-template <>
-inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-inline __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-}  // namespace detail
+using grpo_emu::from_float;
+using grpo_emu::to_float;
 
 // The lane holding accumulator element (r, c) in the sm_80 tensor-core layout: lane / 4 picks
 // the row (and row + 8), lane % 4 a pair of adjacent columns (and the pair 8 further on).
@@ -54,14 +37,7 @@ struct fragment {
 
 template <class Use, int M, int N, int K, class T, class Layout, class V>
 void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, V v) {
-  T value;
-  if constexpr (std::is_same_v<T, V>) {
-    value = v;
-  } else if constexpr (std::is_arithmetic_v<V>) {
-    value = detail::from_float<T>(static_cast<float>(v));
-  } else {
-    value = detail::from_float<T>(detail::to_float(v));
-  }
+  const T value = from_float<T>(to_float(v));  // exact for 16-bit and float values
   for (auto& e : f.x) e = value;
 }
 
@@ -105,14 +81,14 @@ void mma_sync(fragment<accumulator, M, N, K, TC>& d, const fragment<matrix_a, M,
   float out[M * N];
   for (int i = 0; i < M; ++i) {
     for (int j = 0; j < N; ++j) {
-      float acc = detail::to_float(c.x[i * N + j]);
+      float acc = to_float(c.x[i * N + j]);
       for (int k = 0; k < K; ++k) {
-        acc += detail::to_float(a.x[i * K + k]) * detail::to_float(b.x[k * N + j]);
+        acc += to_float(a.x[i * K + k]) * to_float(b.x[k * N + j]);
       }
       out[i * N + j] = acc;
     }
   }
-  for (int i = 0; i < M * N; ++i) d.x[i] = detail::from_float<TC>(out[i]);
+  for (int i = 0; i < M * N; ++i) d.x[i] = from_float<TC>(out[i]);
 }
 
 }  // namespace nvcuda::wmma
