@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# One prepared GPU check (docs/kernels.md): configure and build against the installed PyTorch,
-# run the `gpu` tests (kernels vs the ATen reference), then `grpo bench kernels`. Outputs go to
-# $OUT (or ./gpu_check_out). Meant to finish in under ~8 minutes on a 16-core GPU host; with
-# GRPO_GPU_RECIPE set, a training recipe then uses the time left (see the end).
-# The test binary is built and run before the CLI (the larger build), so the test result is in
-# even when the bench's build or run runs out of time. Exit status 0 only when every gpu test
-# ran (none skipped) and passed and the bench ran. The C++ dependencies (spdlog, yaml-cpp, ...)
-# come from .gpu_deps/*.deb when that folder is there (scripts/gpu_deps.sh, carried by the
-# device tool): unpacked into a private prefix and preferred to whatever the image has.
+# One prepared GPU check (docs/kernels.md): the `gpu` tests (the CUDA kernels against the ATen
+# reference), then `grpo bench kernels`, and with GRPO_GPU_RECIPE set a training recipe that runs
+# beside them from the start until GRPO_GPU_DEADLINE. Meant for one device-tool call of at most
+# 600 s on a 16-core GPU host. The programs come from .gpu_prebuilt/ (scripts/gpu_prebuild.sh,
+# built on the CPU machine against the image's PyTorch version) when its manifest matches this
+# machine and they start here; otherwise the script configures and builds them against the
+# installed PyTorch. The C++ dependencies (spdlog, yaml-cpp, ...) come from .gpu_deps/*.deb when
+# that folder is there (scripts/gpu_deps.sh): unpacked into a private prefix, preferred to
+# whatever the image has. Exit status 0 only when every gpu test ran (none skipped) and passed
+# and the bench ran; the recipe's outcome does not count.
+# Outputs: $OUT (or ./gpu_check_out) gets at most 7 files, since the device tool brings back
+# only 8: check.log (all this prints), gtest_gpu.log, bench_kernels.txt, the recipe's
+# metrics.jsonl and curves.png, and logs.tar.gz with every other log (env, configure, build,
+# reruns of failed tests, the recipe's train.log, sft_metrics.jsonl, samples.jsonl). It is
+# packed again after each phase, so a call cut short still returns what was done.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out="${OUT:-$PWD/gpu_check_out}"
 mkdir -p "$out"
+logs=$(mktemp -d /tmp/gpu_check_logs.XXXXXX) || exit 1
+exec > >(tee -a "$out/check.log") 2>&1
 build="${GRPO_GPU_BUILD:-build-gpu}"
 t0=$SECONDS
 stamp() { echo "[gpu_check $((SECONDS - t0)) s] $*"; }
-# The optional diagnostics below start only while the elapsed time is under these marks, so a
-# bad run still ends in about 8 minutes.
 elapsed() { echo $((SECONDS - t0)); }
+pack() { tar -czf "$out/logs.tar.gz.tmp" -C "$logs" . && mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"; }
 
 # Build jobs: the cores, but at most one per ~2 GB of free memory (a LibTorch TU takes 1-2 GB).
 cores=$(nproc)
@@ -42,13 +49,14 @@ fi
   command -v nvcc || ls /usr/local/cuda/bin/nvcc
   cmake --version | head -1
   echo "jobs $jobs"
-} > "$out/env.txt" 2>&1
-cat "$out/env.txt"
+} > "$logs/env.txt" 2>&1
+cat "$logs/env.txt"
 # The torch package folder itself (its cmake config finds libtorch.so next to the headers).
 torch_dir="$("$python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')" || {
   echo "no torch importable by $python (set PYTHON)"
   exit 1
 }
+torch_version="$("$python" -c 'import torch; print(torch.__version__)')"
 # Carried dependencies: Debian bookworm .debs unpacked with dpkg -x into $deps (never into /),
 # used by the configure and the link and, through LD_LIBRARY_PATH, by the test and grpo runs.
 deps="${GRPO_DEPS_PREFIX:-/tmp/gpu_deps}"
@@ -111,107 +119,167 @@ WRAPPER
     -DCMAKE_INCLUDE_PATH="$deps/usr/include" -DCMAKE_LIBRARY_PATH="$lib")
   run_env=(env "LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
   debs=(.gpu_deps/*.deb)
-  echo "carried deps: ${#debs[@]} packages in $deps" | tee -a "$out/env.txt"
+  echo "carried deps: ${#debs[@]} packages in $deps" | tee -a "$logs/env.txt"
 fi
 # Only the architecture of the GPU present ("9.0" -> 90): half the nvcc time of "80;90".
 arch="${GRPO_CUDA_ARCHITECTURES:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader \
   2> /dev/null | head -1 | tr -d ' .')}"
-arch_flag=()
-[[ "$arch" =~ ^[0-9]+[a-z]?$ ]] && arch_flag=(-DGRPO_CUDA_ARCHITECTURES="$arch")
-gen=()
-command -v ninja > /dev/null && gen=(-G Ninja)
-stamp "configure (arch ${arch:-80;90}, $jobs jobs)"
-cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGRPO_CUDA=ON -DGRPO_WERROR=ON \
-  -DGRPO_BUILD_TESTS=ON "${arch_flag[@]}" -DCMAKE_PREFIX_PATH="$prefix_path" "${dep_flags[@]}" \
-  > "$out/configure.log" 2>&1 || {
-  echo "configure failed: $out/configure.log"
-  tail -30 "$out/configure.log"
-  exit 1
-}
-grep -E "grpo: (LibTorch|kernels)" "$out/configure.log"
-status=0
-if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
-  stamp "build test_ops_cuda"
-  cmake --build "$build" -j "$jobs" --target test_ops_cuda > "$out/build_tests.log" 2>&1 || {
-    echo "build failed: $out/build_tests.log"
-    grep -m 20 -E "error|FAILED" "$out/build_tests.log"
+
+# The programs: prebuilt ones when their manifest names this torch, this architecture and these
+# sources, and both start with every symbol bound (LD_BIND_NOW) against this machine's libraries
+# (torch's and its pip CUDA libraries on LD_LIBRARY_PATH, since their RUNPATH names folders of
+# the machine that built them); else a build here.
+grpo_bin=
+test_bin=
+pre=.gpu_prebuilt
+if [[ -f "$pre/manifest.txt" ]]; then
+  want=$(printf 'torch %s\narch %s\nsources %s' "$torch_version" "${arch:-80;90}" \
+    "$(bash scripts/source_hash.sh)")
+  site=$(dirname "$torch_dir")
+  pre_path="$torch_dir/lib"
+  for d in "$site"/nvidia/*/lib; do [[ -d "$d" ]] && pre_path="$pre_path:$d"; done
+  [[ -n "${lib:-}" ]] && pre_path="$pre_path:$lib"
+  pre_env=(env "LD_LIBRARY_PATH=$pre_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+  if [[ "$(cat "$pre/manifest.txt")" != "$want" ]]; then
+    echo "$pre does not match this machine and tree; building. Wanted:"
+    echo "$want"
+    echo "found:"
+    cat "$pre/manifest.txt"
+  elif ! "${pre_env[@]}" LD_BIND_NOW=1 "$pre/grpo" version > "$logs/prebuilt.log" 2>&1 ||
+    ! grep -q "linked: yes" "$logs/prebuilt.log" ||
+    ! "${pre_env[@]}" LD_BIND_NOW=1 "$pre/test_ops_cuda" --gtest_list_tests >> "$logs/prebuilt.log" 2>&1; then
+    echo "$pre does not start here; building. Its output:"
+    head -20 "$logs/prebuilt.log"
+  else
+    stamp "using $pre ($(tr '\n' ' ' < "$pre/manifest.txt"))"
+    head -7 "$logs/prebuilt.log"
+    grpo_bin=$pre/grpo
+    test_bin=$pre/test_ops_cuda
+    run_env=("${pre_env[@]}")
+  fi
+fi
+if [[ -z "$grpo_bin" ]]; then
+  arch_flag=()
+  [[ "$arch" =~ ^[0-9]+[a-z]?$ ]] && arch_flag=(-DGRPO_CUDA_ARCHITECTURES="$arch")
+  gen=()
+  command -v ninja > /dev/null && gen=(-G Ninja)
+  stamp "configure (arch ${arch:-80;90}, $jobs jobs)"
+  cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGRPO_CUDA=ON -DGRPO_WERROR=ON \
+    -DGRPO_BUILD_TESTS=ON "${arch_flag[@]}" -DCMAKE_PREFIX_PATH="$prefix_path" "${dep_flags[@]}" \
+    > "$logs/configure.log" 2>&1 || {
+    echo "configure failed:"
+    tail -30 "$logs/configure.log"
+    pack
     exit 1
   }
-  stamp "ctest -L gpu"
-  (cd "$build" && timeout 240 "${run_env[@]}" ctest -L gpu --output-on-failure) > "$out/ctest_gpu.log" 2>&1 \
-    || status=1
-  tail -40 "$out/ctest_gpu.log"
+  grep -E "grpo: (LibTorch|kernels)" "$logs/configure.log"
+  stamp "build grpo and test_ops_cuda"
+  cmake --build "$build" -j "$jobs" --target grpo test_ops_cuda > "$logs/build.log" 2>&1 || {
+    echo "build failed:"
+    grep -m 20 -E "error|FAILED" "$logs/build.log"
+    pack
+    exit 1
+  }
+  grpo_bin=$build/grpo
+  test_bin=$build/tests/ops/test_ops_cuda
+fi
+pack
+
+# The recipe (GRPO_GPU_RECIPE=a config, e.g. configs/countdown_tiny_gpu.yaml) starts now and runs
+# beside the tests, paused (SIGSTOP) while the bench times, and is stopped with SIGINT (a clean
+# stop: the run writes its last checkpoint) at GRPO_GPU_DEADLINE seconds after the start (default
+# 570, under the device tool's 600 s a command). The run itself (checkpoints) stays in
+# runs/gpu_recipe. GRPO_GPU_RECIPE_ONLY=1 skips the tests and the bench (a second call on the
+# still-warm machine, whose build folder and runs/ remain) and resumes runs/gpu_recipe from its
+# last checkpoint when it has one, so a recipe longer than one call continues where it stopped.
+recipe="${GRPO_GPU_RECIPE:-}"
+recipe_pid=
+if [[ -n "$recipe" ]]; then
+  left=$((${GRPO_GPU_DEADLINE:-570} - $(elapsed)))
+  if ((left > 30)); then
+    resume=()
+    # A stop in the SFT stage leaves its checkpoint in runs/gpu_recipe/sft/checkpoints, so any run
+    # folder is resumed (--resume auto starts afresh where it finds no checkpoint).
+    if [[ -n "${GRPO_GPU_RECIPE_ONLY:-}" && -d runs/gpu_recipe ]]; then
+      resume=(--resume auto)
+      stamp "recipe $recipe continues runs/gpu_recipe for at most $left s"
+    else
+      rm -rf runs/gpu_recipe
+      stamp "recipe $recipe for at most $left s"
+    fi
+    "${run_env[@]}" "$grpo_bin" train --config "$recipe" --run-dir runs/gpu_recipe "${resume[@]}" \
+      > "$logs/recipe_train.log" 2>&1 &
+    recipe_pid=$!
+    (
+      sleep "$left"
+      kill -INT "$recipe_pid" && kill -CONT "$recipe_pid"
+      sleep 20
+      kill -KILL "$recipe_pid"
+    ) 2> /dev/null &
+    watchdog_pid=$!
+  else
+    stamp "no time left for the recipe ($left s)"
+  fi
+fi
+recipe_alive() { [[ -n "$recipe_pid" ]] && kill -0 "$recipe_pid" 2> /dev/null; }
+
+status=0
+if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
+  stamp "gpu tests ($test_bin)"
+  timeout 240 "${run_env[@]}" "$test_bin" > "$out/gtest_gpu.log" 2>&1 || status=1
+  grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) *\]|tests? ran|Failure" "$out/gtest_gpu.log" | tail -40
   # A skipped gpu test (no device visible, kernels not linked) is a failed check, not a pass.
-  if grep -qiE "skipped|No tests were found" "$out/ctest_gpu.log"; then
-    echo "gpu tests skipped or missing: see $out/ctest_gpu.log"
+  if grep -qE "^\[  SKIPPED \]" "$out/gtest_gpu.log" || ! grep -qE "^\[  PASSED  \]" "$out/gtest_gpu.log"; then
+    echo "gpu tests skipped, failed or cut short: see gtest_gpu.log"
     status=1
   fi
   # Kernel launches are asynchronous: a fault shows up at some later call. Rerun only the failed
   # tests with synchronous launches (the error then names the launching wrapper) and, when
-  # present, under compute-sanitizer memcheck (names the kernel and the bad address).
-  failed=$(grep -oE "CudaKernels\.[A-Za-z0-9_]+ \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)" \
-    "$out/ctest_gpu.log" | cut -d' ' -f1 | sort -u | paste -sd: -)
+  # present, under compute-sanitizer memcheck (names the kernel and the bad address), while the
+  # run is young enough.
+  failed=$(grep -oE "^\[  FAILED  \] CudaKernels\.[A-Za-z0-9_]+" "$out/gtest_gpu.log" |
+    awk '{print $NF}' | sort -u | paste -sd: -)
   if [[ -n "$failed" ]] && (($(elapsed) < 330)); then
     stamp "rerun failed tests with CUDA_LAUNCH_BLOCKING=1: $failed"
-    CUDA_LAUNCH_BLOCKING=1 timeout 120 "${run_env[@]}" "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" \
-      > "$out/failed_blocking.log" 2>&1
-    grep -E "Failure|error|Error|FAILED|kernel|\.cpp:[0-9]+" "$out/failed_blocking.log" | head -40
-    if (($(elapsed) < 330)) && { command -v compute-sanitizer > /dev/null ||
-      [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; }; then
-      sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    CUDA_LAUNCH_BLOCKING=1 timeout 120 "${run_env[@]}" "$test_bin" --gtest_filter="$failed" \
+      > "$logs/failed_blocking.log" 2>&1
+    grep -E "Failure|error|Error|FAILED|kernel|\.cpp:[0-9]+" "$logs/failed_blocking.log" | head -40
+    sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    if (($(elapsed) < 330)) && [[ -x "$sanitizer" ]]; then
       stamp "compute-sanitizer memcheck on $failed"
       timeout 120 "${run_env[@]}" "$sanitizer" --tool memcheck --print-limit 20 \
-        "$build/tests/ops/test_ops_cuda" --gtest_filter="$failed" > "$out/failed_memcheck.log" 2>&1
-      grep -E "=========" "$out/failed_memcheck.log" | head -40
+        "$test_bin" --gtest_filter="$failed" > "$logs/failed_memcheck.log" 2>&1
+      grep -E "=========" "$logs/failed_memcheck.log" | head -40
     fi
   fi
-fi
-stamp "build grpo"
-if cmake --build "$build" -j "$jobs" --target grpo > "$out/build_cli.log" 2>&1; then
-  if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
-    stamp "grpo bench kernels"
-    timeout 180 "${run_env[@]}" "$build/grpo" bench kernels --repeat 10 > "$out/bench_kernels.txt" 2>&1 || status=1
-    cat "$out/bench_kernels.txt"
+  pack
+  # The bench times alone on the GPU: the recipe is paused (its queued kernels drain first).
+  if recipe_alive; then
+    kill -STOP "$recipe_pid"
+    sleep 2
+    stamp "recipe paused for the bench"
   fi
-else
-  echo "build of grpo failed: $out/build_cli.log"
-  grep -m 20 -E "error|FAILED" "$out/build_cli.log"
-  status=1
-fi
-# Optional, with the time left: a training recipe on the GPU (GRPO_GPU_RECIPE=a config, e.g.
-# configs/countdown_tiny_gpu.yaml), stopped with SIGINT (a clean stop: the run writes its last
-# checkpoint) at GRPO_GPU_DEADLINE seconds after the start (default 570, under the device
-# tool's 600 s a command). Its metrics, samples, log and curves land in $out/recipe/; the run
-# itself (checkpoints) stays in runs/gpu_recipe. Its status does not change the check's.
-# GRPO_GPU_RECIPE_ONLY=1 skips the tests and the bench (a second call on the still-warm machine,
-# whose build folder and runs/ remain) and resumes runs/gpu_recipe from its last checkpoint when
-# it has one, so a recipe longer than one call continues where the previous call stopped it.
-recipe="${GRPO_GPU_RECIPE:-}"
-if [[ -n "$recipe" && -x "$build/grpo" ]]; then
-  left=$((${GRPO_GPU_DEADLINE:-570} - $(elapsed)))
-  if ((left > 30)); then
-    stamp "recipe $recipe for at most $left s"
-    mkdir -p "$out/recipe"
-    resume=()
-    if [[ -n "${GRPO_GPU_RECIPE_ONLY:-}" && -d runs/gpu_recipe/checkpoints ]]; then
-      resume=(--resume auto)
-      stamp "continuing runs/gpu_recipe"
-    else
-      rm -rf runs/gpu_recipe
-    fi
-    timeout --signal=INT --kill-after=20 "$left" "${run_env[@]}" "$build/grpo" train \
-      --config "$recipe" --run-dir runs/gpu_recipe "${resume[@]}" > "$out/recipe/train.log" 2>&1
-    stamp "recipe stopped (exit $?)"
-    for f in metrics.jsonl samples.jsonl sft/metrics.jsonl; do
-      [[ -f "runs/gpu_recipe/$f" ]] && cp "runs/gpu_recipe/$f" "$out/recipe/${f//\//_}"
-    done
-    tail -5 "$out/recipe/train.log"
-    [[ -f runs/gpu_recipe/metrics.jsonl ]] &&
-      "$python" scripts/plot_curves.py runs/gpu_recipe --out "$out/recipe/curves.png" \
-        > "$out/recipe/plot.log" 2>&1
-  else
-    stamp "no time left for the recipe ($left s)"
+  stamp "grpo bench kernels"
+  timeout 180 "${run_env[@]}" "$grpo_bin" bench kernels --repeat 10 > "$out/bench_kernels.txt" 2>&1 || status=1
+  cat "$out/bench_kernels.txt"
+  if recipe_alive; then
+    kill -CONT "$recipe_pid"
+    stamp "recipe resumed"
   fi
+  pack
+fi
+
+if [[ -n "$recipe_pid" ]]; then
+  wait "$recipe_pid"
+  stamp "recipe stopped (exit $?)"
+  kill "$watchdog_pid" 2> /dev/null
+  tail -5 "$logs/recipe_train.log"
+  [[ -f runs/gpu_recipe/metrics.jsonl ]] && cp runs/gpu_recipe/metrics.jsonl "$out/metrics.jsonl"
+  [[ -f runs/gpu_recipe/sft/metrics.jsonl ]] && cp runs/gpu_recipe/sft/metrics.jsonl "$logs/sft_metrics.jsonl"
+  [[ -f runs/gpu_recipe/samples.jsonl ]] && cp runs/gpu_recipe/samples.jsonl "$logs/samples.jsonl"
+  [[ -f runs/gpu_recipe/metrics.jsonl ]] &&
+    "$python" scripts/plot_curves.py runs/gpu_recipe --out "$out/curves.png" > "$logs/plot.log" 2>&1
+  pack
 fi
 stamp "done, status $status"
 exit $status

@@ -4,6 +4,7 @@
 // Prints, never asserts.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <CLI/CLI.hpp>
 
