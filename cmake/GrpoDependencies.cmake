@@ -41,6 +41,13 @@ file(GLOB _torch_nvidia_lib_dirs LIST_DIRECTORIES true "${_torch_prefix}/../nvid
 foreach(_dir IN LISTS _torch_nvidia_lib_dirs)
   target_link_options(grpo_torch INTERFACE "LINKER:-rpath-link,${_dir}")
 endforeach()
+# PyPI's libtorch.so (2.11) and libtorch_cpu.so export copies of libstdc++'s std::filesystem
+# functions. A program's own calls bind to the first library in its NEEDED list that defines a
+# symbol, and LibTorch's come before libstdc++'s, so std::filesystem::remove_all ran LibTorch's
+# copy, which jumps to a null address (a checkpoint rotation crashed the program). libstdc++ named
+# first, whatever the toolchain's --as-needed default, makes the program's calls bind to it.
+target_link_options(grpo_torch INTERFACE
+  "SHELL:-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
 separate_arguments(GRPO_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(grpo_torch INTERFACE ${GRPO_TORCH_FLAGS})
 # LibTorch's own headers trip -Wpedantic and friends; treat them as system headers.

@@ -1,16 +1,20 @@
 // Checkpoint folders: trainer_state.json round trip, atomic save layout, recovery from a
 // simulated crash (leftover .tmp folders, truncated state), keep_last retention, --resume
-// resolution and its errors; and the SIGINT/SIGTERM stop flag.
+// resolution and its errors; the SIGINT/SIGTERM stop flag; and which library the program's
+// std::filesystem calls run.
 #include "grpo/train/checkpoint.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "grpo/core/error.h"
 #include "grpo/train/stop_signal.h"
@@ -271,4 +275,18 @@ TEST(StopSignal, SecondSignalKillsTheProcess) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
   EXPECT_EQ(WTERMSIG(status), SIGINT);
+}
+
+// PyPI's LibTorch exports copies of libstdc++'s std::filesystem functions, and a program whose
+// NEEDED list names LibTorch first binds its own calls to them: LibTorch 2.11's remove_all jumps
+// to a null address, so the first checkpoint rotation crashed `grpo train` built against it.
+// cmake/GrpoDependencies.cmake names libstdc++ first; here the call's target is looked up.
+TEST(CheckpointManager, FilesystemCallsRunLibstdcxx) {
+  using RemoveAll = std::uintmax_t (*)(const fs::path&);
+  const RemoveAll remove_all = &fs::remove_all;
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(remove_all), &info), 0);
+  ASSERT_NE(info.dli_fname, nullptr);
+  EXPECT_NE(std::string(info.dli_fname).find("libstdc++"), std::string::npos)
+      << "std::filesystem::remove_all runs from " << info.dli_fname;
 }
