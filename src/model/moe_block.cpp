@@ -42,7 +42,7 @@ MoeBlockImpl::MoeBlockImpl(const ModelArch& a) : router_(a.router), num_experts_
 // path.
 at::Tensor MoeBlockImpl::experts_forward(const at::Tensor& rows, const ops::Dispatch& d) {
   const auto offsets = d.offsets.accessor<int64_t, 1>();
-  if (rows.is_cuda() && ops::cuda_kernels_enabled(router_.kernels)) {
+  if (ops::cuda_kernels_for(rows, router_.kernels)) {
     const std::vector<int64_t> off(offsets.data(), offsets.data() + num_experts_ + 1);
     std::vector<at::Tensor> gate, up, down;
     for (int64_t e = 0; e < num_experts_; ++e) {

@@ -172,6 +172,15 @@ double lowest_finite(at::ScalarType dtype) {
 }  // namespace
 
 bool kernels_linked() { return GRPO_KERNELS_LINKED; }
+
+bool cuda_kernels_for(const at::Tensor& x, KernelPolicy policy) {
+#if GRPO_KERNELS_LINKED
+  return cuda_kernels_enabled(policy) && cuda::on_kernel_device(x);
+#else
+  (void)x, (void)policy;
+  return false;
+#endif
+}
 bool cpu_attention_linked() { return GRPO_CPU_ATTENTION; }
 
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

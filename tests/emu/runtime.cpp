@@ -6,6 +6,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -15,6 +16,11 @@
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "grpo_emu/half.h"
+
+namespace {
+// Kernel launches and GEMMs so far (grpo_emu::device_calls).
+std::atomic<uint64_t> device_call_count{0};
+}  // namespace
 
 namespace grpo_emu {
 namespace {
@@ -237,6 +243,8 @@ unsigned char* dynamic_smem() { return device().smem.data(); }
 
 void set_max_dynamic_smem(const void* kernel, int bytes) { device().smem_limit[kernel] = bytes; }
 
+uint64_t device_calls() { return device_call_count.load(); }
+
 void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem,
               const std::function<void()>& body) {
   Device& d = device();
@@ -258,6 +266,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem,
     reject(std::to_string(smem) + " bytes of dynamic shared memory above the kernel's limit of " +
            std::to_string(allowed));
   }
+  ++device_call_count;
   d.threads = static_cast<int>(threads);
   d.fibers.resize(d.threads);
   d.warps.resize((d.threads + 31) / 32);
@@ -367,6 +376,7 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64
   if (ldb < std::max<int64_t>(1, tb == CUBLAS_OP_N ? k : n)) return CUBLAS_STATUS_INVALID_VALUE;
   if (ldc < std::max<int64_t>(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
   if (at != bt || at == CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  ++device_call_count;
   for (int64_t j = 0; j < n; ++j) {
     for (int64_t i = 0; i < m; ++i) {
       float acc = 0.f;

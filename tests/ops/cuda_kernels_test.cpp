@@ -1,17 +1,16 @@
 // CUDA kernels (kernels/) against the ATen reference ops through the ops entry points with
 // `KernelPolicy::all`, on a GPU: the checks of kernel_checks.h (which explains the tolerances)
-// and a tiny MoE model's logits. Skips without a GPU or without the kernels linked into this
-// build. tests/emu runs the same checks on the CPU's emulated device.
+// and of model_checks.h (a tiny MoE model's logits, decoding and training gradients). Skips without
+// a GPU or without the kernels linked into this build. tests/emu runs the same checks on the CPU's
+// emulated device.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <vector>
 
-#include "grpo/core/config/model.h"
-#include "grpo/model/checkpoint.h"
-#include "grpo/model/config.h"
 #include "kernel_checks.h"
+#include "model_checks.h"
 
 namespace ops = grpo::ops;
 namespace kc = grpo::kernel_checks;
@@ -126,35 +125,16 @@ TEST(CudaKernels, GroupedLinearWithEmptyExperts) {
 
 TEST(CudaKernels, ModelLogitsAutoMatchReference) {
   GRPO_REQUIRE_GPU_KERNELS();
-  grpo::config::ModelArchitecture a;
-  a.vocab_size = 256;
-  a.hidden_size = 256;
-  a.num_attention_heads = 4;  // head dim 64
-  a.num_key_value_heads = 2;
-  a.intermediate_size = 512;
-  a.num_hidden_layers = 2;
-  a.num_experts = 8;
-  // Every expert for every token: with top-2, a near tie between the 2nd and 3rd expert flips
-  // under bf16 rounding (in the bf16 reference as in the kernel path, differently), and one flip
-  // dominates the max error; the ratio of two such errors is no test of the kernels. Selection
-  // and empty experts are covered by the routing and dispatch tests above.
-  a.num_experts_per_tok = 8;
-  a.model_type = "qwen3_moe";
-  a.moe_intermediate_size = 128;
-  grpo::model::ModelArch arch = grpo::model::arch_from_config(a, 256);
-  const at::Tensor ids =
-      at::randint(0, 256, {2, 100}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
-  std::vector<at::Tensor> logits;
-  for (const auto& [dt, policy] : std::vector<std::pair<at::ScalarType, ops::KernelPolicy>>{
-           {at::kFloat, ops::KernelPolicy::reference},
-           {at::kBFloat16, ops::KernelPolicy::reference},
-           {at::kBFloat16, ops::KernelPolicy::all}}) {
-    arch.kernels = policy;
-    grpo::model::CausalLM m = grpo::model::random_model(arch, 11, at::kFloat);
-    m->to(at::kCUDA);
-    m->to(dt);
-    torch::NoGradGuard no_grad;
-    logits.push_back(m->forward(ids).logits);
-  }
-  kc::expect_within("logits", logits[2], logits[1], logits[0], kc::kFwdMultiple);
+  kc::check_model_logits(kc::TinyModel{}, at::kCUDA, 100);
+}
+
+// Prefill of 600 tokens then decode steps: the decode kernel splits such a context in two.
+TEST(CudaKernels, ModelDecodeThroughTheKvCacheMatchesReference) {
+  GRPO_REQUIRE_GPU_KERNELS();
+  kc::check_model_decode(kc::TinyModel{}, at::kCUDA, 600, 4);
+}
+
+TEST(CudaKernels, ModelSharedPromptTrainingGradientsMatchReference) {
+  GRPO_REQUIRE_GPU_KERNELS();
+  kc::check_model_training(kc::TinyModel{}, at::kCUDA, 60, 40);
 }

@@ -28,6 +28,11 @@ constexpr bool cuda_kernels_enabled(KernelPolicy policy) {
 // True when this build linked kernels/ into ops (LibTorch with CUDA and nvcc found).
 bool kernels_linked();
 
+// True when `policy` takes the CUDA kernels and `x` lies where they run (a GPU tensor in a build
+// that linked them): callers that choose between whole code paths (the MoE block's grouped
+// expert products) ask this rather than the tensor's device.
+bool cuda_kernels_for(const at::Tensor& x, KernelPolicy policy);
+
 // True when this build has the fused CPU attention (a CBLAS was found).
 bool cpu_attention_linked();
 

@@ -65,6 +65,9 @@ const uint64_t* warp_exchange(unsigned mask, uint64_t value);
 
 unsigned char* dynamic_smem();
 
+// Kernel launches and cuBLAS GEMMs run so far: lets a test tell that a path reached the device.
+uint64_t device_calls();
+
 // Records the limit cudaFuncSetAttribute sets for `kernel`.
 void set_max_dynamic_smem(const void* kernel, int bytes);
 // Runs `body` once per thread of each block of the grid (throws EmulationError).
