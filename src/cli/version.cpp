@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "grpo/dist/process_group.h"
 #include "grpo/ops/kernels.h"
 #include "grpo/torch_compat.h"
 #include "verbs.h"
@@ -20,6 +21,7 @@ void add_version_verb(CLI::App& app) {
     std::printf("cuda kernels compiled: %s, linked: %s\n", GRPO_KERNELS_COMPILED ? "yes" : "no",
                 GRPO_KERNELS_LINKED ? "yes" : "no");
     std::printf("fused cpu attention: %s\n", ops::cpu_attention_linked() ? "yes" : "no");
+    std::printf("gloo backend: %s\n", dist::gloo_available() ? "yes" : "no");
     std::printf("cuda available: %s", cuda ? "yes" : "no");
     if (cuda) std::printf(" (%lld device(s))", static_cast<long long>(compat::cuda_device_count()));
     std::printf("\n");

@@ -105,6 +105,9 @@ TEST(Launch, UsageErrors) {
 
 // Alone, the all-reduce benchmark forms a one-rank group (a quick check of the backend).
 TEST(Launch, BenchAllreduceAlone) {
+  if (!contains(run_cli("version").out, "gloo backend: yes")) {
+    GTEST_SKIP() << "no Gloo backend in this build (tests/support/gloo.h)";
+  }
   const auto r = run_cli("bench allreduce --device cpu --mb 0.01 --repeat 2");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "over 1 ranks, gloo backend on cpu")) << r.out;

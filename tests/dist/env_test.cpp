@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "../support/gloo.h"
 #include "grpo/core/error.h"
 #include "grpo/dist/env.h"
 #include "grpo/dist/gradient_reducer.h"
@@ -142,6 +143,7 @@ TEST(DistBuckets, ReverseOrderSizeAndDtypeBoundaries) {
 }
 
 TEST(DistBackend, AutoPicksByDevice) {
+  GRPO_REQUIRE_GLOO();
   using grpo::config::DistBackend;
   EXPECT_EQ(grpo::dist::resolve_backend(DistBackend::automatic, at::kCPU), DistBackend::gloo);
   try {

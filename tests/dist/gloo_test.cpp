@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "../support/gloo.h"
 #include "../support/spawn.h"
 #include "dist_worker_model.h"
 #include "grpo/dist/process_group.h"
@@ -54,9 +55,13 @@ Ranks run_ranks(const std::string& scenario, double timeout_s, double deadline_s
 
 }  // namespace
 
-TEST(Gloo, BuiltIn) { EXPECT_TRUE(grpo::dist::gloo_available()); }
+TEST(Gloo, BuiltIn) {
+  if (GRPO_TORCH_HAS_CUDA) GRPO_REQUIRE_GLOO();
+  EXPECT_TRUE(grpo::dist::gloo_available());
+}
 
 TEST(Gloo, CollectivesMatchHandDerivedValues) {
+  GRPO_REQUIRE_GLOO();
   auto ranks = run_ranks("collectives", 30);
   for (int r = 0; r < 2; ++r) {
     ASSERT_EQ(ranks.children[static_cast<size_t>(r)].exit_code, 0) << "rank " << r;
@@ -75,6 +80,7 @@ TEST(Gloo, CollectivesMatchHandDerivedValues) {
 // Two ranks with 5 rows each end where one process with all 10 rows does: the loss shares are
 // normalised by the global batch, so the summed gradients are the full-batch gradients.
 TEST(Gloo, BucketedAllReduceEqualsOneProcessOnTheWholeBatch) {
+  GRPO_REQUIRE_GLOO();
   grpo::testing::TinyNet net;
   torch::optim::SGD sgd(net->parameters(),
                         torch::optim::SGDOptions(grpo::testing::kLr).momentum(0.9));
@@ -111,6 +117,7 @@ TEST(Gloo, BucketedAllReduceEqualsOneProcessOnTheWholeBatch) {
 
 // Different configs, then different parameters: every rank stops, told what differs.
 TEST(Gloo, MismatchesAreErrorsOnEveryRank) {
+  GRPO_REQUIRE_GLOO();
   auto ranks = run_ranks("mismatches", 30);
   for (int r = 0; r < 2; ++r) {
     ASSERT_EQ(ranks.children[static_cast<size_t>(r)].exit_code, 0);
@@ -132,6 +139,7 @@ TEST(Gloo, MismatchesAreErrorsOnEveryRank) {
 // A rank that exits: the survivor's next collective fails at once, naming itself and the
 // collective, instead of hanging.
 TEST(Gloo, DeadRankIsAnErrorWithinTheTimeout) {
+  GRPO_REQUIRE_GLOO();
   const double timeout_s = 5;
   auto ranks = run_ranks("dead_peer", timeout_s, 60);
   EXPECT_EQ(ranks.children[1].exit_code, 3);
@@ -147,6 +155,7 @@ TEST(Gloo, DeadRankIsAnErrorWithinTheTimeout) {
 
 // A rank that stays alive but stops taking part: the survivor gives up after timeout_s.
 TEST(Gloo, StuckRankIsAnErrorAfterTheTimeout) {
+  GRPO_REQUIRE_GLOO();
   const double timeout_s = 2;
   auto ranks = run_ranks("stuck_peer", timeout_s, 30, /*stop_rank1=*/true);
   ASSERT_EQ(ranks.children[0].exit_code, 0) << "rank 0 did not report the failure";

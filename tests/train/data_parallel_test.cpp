@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "../support/gloo.h"
 #include "../support/run_cli.h"
 #include "../support/spawn.h"
 #include "grpo/model/checkpoint.h"
@@ -77,6 +78,7 @@ checkpoint:
 
 class DataParallelTrain : public ::testing::Test {
  protected:
+  void SetUp() override { GRPO_REQUIRE_GLOO(); }
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("grpo_dp_train_" + std::to_string(getpid()));
     fs::remove_all(dir_);
