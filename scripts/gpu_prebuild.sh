@@ -28,7 +28,7 @@ echo "gpu_prebuild: torch $torch_version, sm_$arch, into $build"
 # No CBLAS: the fused CPU attention is not what a GPU run uses, and the image may lack libblas.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRPO_CUDA=ON -DGRPO_WERROR=ON \
   -DGRPO_BUILD_TESTS=ON -DGRPO_CUDA_ARCHITECTURES="$arch" -DCMAKE_PREFIX_PATH="$torch_dir" \
-  -DGRPO_CBLAS_LIBRARY=GRPO_CBLAS_LIBRARY-NOTFOUND > /dev/null
+  -DGRPO_WITH_CBLAS=OFF > /dev/null
 cmake --build "$build" -j "$(nproc)" --target grpo test_ops_cuda
 rm -rf "$dest.tmp"
 mkdir -p "$dest.tmp"
