@@ -277,8 +277,10 @@ if [[ -n "$recipe_pid" ]]; then
   [[ -f runs/gpu_recipe/metrics.jsonl ]] && cp runs/gpu_recipe/metrics.jsonl "$out/metrics.jsonl"
   [[ -f runs/gpu_recipe/sft/metrics.jsonl ]] && cp runs/gpu_recipe/sft/metrics.jsonl "$logs/sft_metrics.jsonl"
   [[ -f runs/gpu_recipe/samples.jsonl ]] && cp runs/gpu_recipe/samples.jsonl "$logs/samples.jsonl"
-  [[ -f runs/gpu_recipe/metrics.jsonl ]] &&
+  if [[ -f runs/gpu_recipe/metrics.jsonl ]]; then
+    "$python" scripts/plot_curves.py runs/gpu_recipe --summary # accuracy, length, s/step windows
     "$python" scripts/plot_curves.py runs/gpu_recipe --out "$out/curves.png" > "$logs/plot.log" 2>&1
+  fi
   pack
 fi
 stamp "done, status $status"

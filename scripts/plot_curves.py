@@ -3,7 +3,7 @@
 
 Usage:
   scripts/plot_curves.py RUN_DIR_or_metrics.jsonl [...] --out curves.png
-      [--label NAME ...] [--smooth N] [--title TEXT]
+      [--label NAME ...] [--smooth N] [--title TEXT] [--summary]
 
 Each argument is a run directory (its metrics.jsonl is read) or a metrics.jsonl file. Panels,
 against the step: reward (reward/mean), accuracy, mean response length (response_length/mean),
@@ -11,6 +11,10 @@ reflection-word frequency (reflection/fraction: the share of completions with a 
 word), KL (kl/mean) and entropy (entropy/mean). Runs are overlaid with a legend; a metric a run
 did not log is left out of that panel, and a panel no run logged says so. Metric names are those
 of docs/training.md. Needs matplotlib (pip install matplotlib, or the project's .venv).
+
+--summary prints, per run, the means of accuracy, mean response length, reflection-word share,
+entropy and seconds per step over steps 1-5, 1-10, the 10 steps up to every 50th and the last
+10 (the figures docs/recipes.md quotes); it needs no matplotlib, and --out is then optional.
 """
 import argparse
 import json
@@ -77,6 +81,34 @@ def read_metrics(path):
     return series
 
 
+SUMMARY = [("accuracy", "accuracy"), ("length", "response_length/mean"),
+           ("reflection", "reflection/fraction"), ("entropy", "entropy/mean"),
+           ("s/step", "time/step")]
+
+
+def summary_windows(last):
+    """(first, last) step windows: 1-5, 1-10, the 10 steps up to each 50th, the last 10."""
+    out = [(1, min(5, last)), (1, min(10, last))]
+    out += [(k - 9, k) for k in range(50, last, 50)]
+    out.append((max(1, last - 9), last))
+    return sorted(set(out), key=lambda w: (w[1], w[0]))
+
+
+def print_summary(label, series):
+    steps = sorted({s for values in series.values() for s, _ in values})
+    if not steps:
+        print(f"{label}: no steps logged")
+        return
+    print(f"{label}: {len(steps)} steps logged, last {steps[-1]:g}")
+    print("  steps    " + "".join(f"{name:>12}" for name, _ in SUMMARY))
+    for lo, hi in summary_windows(int(steps[-1])):
+        cells = []
+        for _, key in SUMMARY:
+            vals = [v for s, v in series.get(key, []) if lo <= s <= hi]
+            cells.append(f"{sum(vals) / len(vals):12.3f}" if vals else f"{'-':>12}")
+        print(f"  {lo:>3}-{hi:<4}" + "".join(cells))
+
+
 def smooth(values, window):
     if window <= 1:
         return values
@@ -92,13 +124,22 @@ def smooth(values, window):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="run directories or metrics.jsonl files")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", help="PNG file to write (required without --summary)")
     p.add_argument("--label", action="append", default=[], help="legend name per run, in order")
     p.add_argument("--smooth", type=int, default=1, help="trailing moving average over N steps")
     p.add_argument("--title", default="", help="figure title")
+    p.add_argument("--summary", action="store_true", help="print windowed means (see above)")
     args = p.parse_args(argv)
     if args.label and len(args.label) != len(args.runs):
         sys.exit(f"plot_curves: {len(args.label)} --label for {len(args.runs)} runs")
+    if not args.out and not args.summary:
+        sys.exit("plot_curves: give --out FILE.png, --summary or both")
+    if args.summary:
+        for i, arg in enumerate(args.runs):
+            label = args.label[i] if args.label else default_label(arg)
+            print_summary(label, read_metrics(metrics_path(arg)))
+        if not args.out:
+            return 0
 
     try:
         import matplotlib
