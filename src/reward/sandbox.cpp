@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -72,6 +73,31 @@ long count_processes(uid_t uid) {
   }
   closedir(d);
   return n;
+}
+
+// Waits up to `seconds` until no process of `uid` is left. Killed processes (a daemon's, the
+// pid namespace's) take a moment to go, and until then RLIMIT_NPROC counts them against the
+// slot's next run. Any of them that is this process's child (the namespace's pid 1, inherited
+// as a child subreaper) is reaped here; waitpid on any other pid does nothing.
+void wait_until_gone(uid_t uid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (true) {
+    long n = 0;
+    if (DIR* d = opendir("/proc")) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        struct stat st;
+        if (stat((std::string("/proc/") + e->d_name).c_str(), &st) != 0 || st.st_uid != uid) {
+          continue;
+        }
+        ++n;
+        waitpid(static_cast<pid_t>(std::atol(e->d_name)), nullptr, WNOHANG);
+      }
+      closedir(d);
+    }
+    if (n == 0 || std::chrono::steady_clock::now() > deadline) return;
+    usleep(1000);
+  }
 }
 
 // Writes what fits without blocking (the reader only starts later); returns the bytes written.
@@ -313,6 +339,7 @@ RunResult Sandbox::run(const RunRequest& req, int slot) const {
     for (const auto& f : req.files) unlink((box_dir + "/" + f.name).c_str());
     rmdir(box_dir.c_str());
   }
+  if (uid >= 0) wait_until_gone(static_cast<uid_t>(uid), 1.0);
   if (cg) res.oom_killed = cg->finish();
   res.out = std::move(io.out);
   res.err = std::move(io.err);
