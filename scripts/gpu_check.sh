@@ -133,8 +133,7 @@ grpo_bin=
 test_bin=
 pre=.gpu_prebuilt
 if [[ -f "$pre/manifest.txt" ]]; then
-  want=$(printf 'torch %s\narch %s\nsources %s' "$torch_version" "${arch:-80;90}" \
-    "$(bash scripts/source_hash.sh)")
+  want=$(bash scripts/gpu_manifest.sh "$torch_version" "${arch:-80;90}")
   site=$(dirname "$torch_dir")
   pre_path="$torch_dir/lib"
   for d in "$site"/nvidia/*/lib; do [[ -d "$d" ]] && pre_path="$pre_path:$d"; done

@@ -181,6 +181,7 @@ bool cuda_kernels_for(const at::Tensor& x, KernelPolicy policy) {
   return false;
 #endif
 }
+
 bool cpu_attention_linked() { return GRPO_CPU_ATTENTION; }
 
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

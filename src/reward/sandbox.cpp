@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -61,18 +62,21 @@ std::string resolve_executable(const std::string& name) {
   return "";
 }
 
-// Processes owned by `uid` right now (RLIMIT_NPROC counts them all, not only ours).
-long count_processes(uid_t uid) {
-  long n = 0;
+// The pids of the processes owned by `uid` right now (RLIMIT_NPROC counts them all, not only
+// ours).
+std::vector<pid_t> processes_of(uid_t uid) {
+  std::vector<pid_t> pids;
   DIR* d = opendir("/proc");
-  if (!d) return 0;
+  if (!d) return pids;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     struct stat st;
-    if (stat((std::string("/proc/") + e->d_name).c_str(), &st) == 0 && st.st_uid == uid) ++n;
+    if (stat((std::string("/proc/") + e->d_name).c_str(), &st) == 0 && st.st_uid == uid) {
+      pids.push_back(static_cast<pid_t>(std::atol(e->d_name)));
+    }
   }
   closedir(d);
-  return n;
+  return pids;
 }
 
 // Waits up to `seconds` until no process of `uid` is left. Killed processes (a daemon's, the
@@ -82,20 +86,9 @@ long count_processes(uid_t uid) {
 void wait_until_gone(uid_t uid, double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (true) {
-    long n = 0;
-    if (DIR* d = opendir("/proc")) {
-      while (dirent* e = readdir(d)) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        struct stat st;
-        if (stat((std::string("/proc/") + e->d_name).c_str(), &st) != 0 || st.st_uid != uid) {
-          continue;
-        }
-        ++n;
-        waitpid(static_cast<pid_t>(std::atol(e->d_name)), nullptr, WNOHANG);
-      }
-      closedir(d);
-    }
-    if (n == 0 || std::chrono::steady_clock::now() > deadline) return;
+    const std::vector<pid_t> left = processes_of(uid);
+    for (pid_t pid : left) waitpid(pid, nullptr, WNOHANG);
+    if (left.empty() || std::chrono::steady_clock::now() > deadline) return;
     usleep(1000);
   }
 }
@@ -223,7 +216,9 @@ RunResult Sandbox::run(const RunRequest& req, int slot) const {
   detail::ChildSpec spec;
   const rlim_t cpu = static_cast<rlim_t>(std::ceil(options_.timeout_s)) + 1;
   long nproc = options_.max_processes;
-  if (uid < 0) nproc += count_processes(getuid());  // the limit counts all of this user's
+  if (uid < 0)
+    nproc +=
+        static_cast<long>(processes_of(getuid()).size());  // the limit counts all of this user's
   spec.limits = {{RLIMIT_CPU, {cpu, cpu + 1}},
                  {RLIMIT_AS,
                   {static_cast<rlim_t>(options_.memory_mb) << 20,

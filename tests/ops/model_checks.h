@@ -157,9 +157,8 @@ inline void check_model_training(const TinyModel& tm, at::Device device, int64_t
     const at::Tensor both = (m.narrow(1, 0, m.size(1) - 1) * m.narrow(1, 1, m.size(1) - 1));
     return (lp * both.to(at::kFloat)).sum();
   };
-  std::vector<at::Tensor> grads[3];
-  int run = 0;
-  on_each_model(tm, device, at::kBFloat16, [&](model::CausalLM& m) {
+  std::vector<int64_t> sizes;  // the parameters' element counts (the same in every model)
+  const auto grads = on_each_model(tm, device, at::kBFloat16, [&](model::CausalLM& m) {
     model::PrefixKV prefix;
     model::ForwardOptions po;
     po.attention_mask = prompt_mask;
@@ -175,19 +174,22 @@ inline void check_model_training(const TinyModel& tm, at::Device device, int64_t
     const at::Tensor loss =
         -(loglik(prompt_logits, prompt_ids, prompt_mask) + loglik(logits, ids, real)) / 100.0;
     loss.backward();
+    sizes.clear();
+    std::vector<at::Tensor> flat;
     for (const auto& p : m->parameters()) {
       EXPECT_TRUE(p.grad().defined());
-      grads[run].push_back(p.grad().defined() ? p.grad().to(at::kFloat) : at::zeros_like(p));
+      sizes.push_back(p.numel());
+      flat.push_back(
+          (p.grad().defined() ? p.grad() : at::zeros_like(p)).to(at::kFloat).reshape(-1));
     }
-    ++run;
-    return loss;
+    return at::cat(flat);  // every parameter's gradient, in parameter order
   });
-  std::vector<at::Tensor> scaled[3];
-  for (size_t i = 0; i < grads[0].size(); ++i) {
-    const at::Tensor scale = grads[0][i].abs().max().clamp_min(1e-12);
-    for (int r = 0; r < 3; ++r) scaled[r].push_back((grads[r][i] / scale).reshape({-1}));
+  std::vector<at::Tensor> scales;
+  for (const at::Tensor& g : grads[0].split_with_sizes(sizes)) {
+    scales.push_back(g.abs().max().clamp_min(1e-12).expand(g.sizes()));
   }
-  expect_within("parameter gradients", at::cat(scaled[2]), at::cat(scaled[1]), at::cat(scaled[0]),
+  const at::Tensor scale = at::cat(scales);
+  expect_within("parameter gradients", grads[2] / scale, grads[1] / scale, grads[0] / scale,
                 kBwdMultiple);
 }
 
