@@ -1,10 +1,10 @@
 // Training attention backward (FlashAttention-2 order): a preprocess kernel computes
-// delta = rowsum(dO * O); the main kernel takes one 64-key tile of one KV head per block, walks
-// every query head of its group and every query tile that sees those keys, recomputes
-// P = exp(scale * QK^T - lse), and accumulates dK, dV in registers (WMMA fragments) while dQ
-// goes to an fp32 buffer through atomics; a last kernel converts dQ to the input dtype.
-#include <mma.h>
-
+// delta = rowsum(dO * O); the main kernel takes one 64-key tile of one KV head per block (4 warps,
+// 16 keys each), walks every query head of its group and every query tile that sees those keys,
+// recomputes P^T = exp(scale * K Q^T - lse) and dS^T = P^T * (V dO^T - delta) in registers
+// (mma.sync m16n8k16, fp32 accumulation), accumulates dV += P^T dO and dK += dS^T Q in registers,
+// and adds dQ = dS K (from dS^T staged in shared memory) into an fp32 buffer with atomics; a last
+// kernel converts dQ to the input dtype.
 #include <cmath>
 
 #include "common.cuh"
@@ -13,29 +13,25 @@
 namespace grpo::kernels {
 namespace {
 
-using namespace nvcuda;
-using detail::align_up;
+using detail::async_tile;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
+using detail::mma_16816;
+using detail::pack2;
 
-constexpr int kBM = 64, kBN = 64, kWarps = 8, kThreads = kWarps * 32;
+constexpr int kBM = 64, kBN = 64, kWarps = 4, kThreads = kWarps * 32;
+static_assert(kBM == kBN && kBM == 16 * kWarps, "square tiles, 16 rows per warp");
 
+// K, V, Q, dO tiles (64 x D, rows padded by 16 bytes against bank conflicts), dS^T (64 keys x 64
+// queries, padded likewise), and the query tile's lse and delta.
 template <class T, int D>
 struct BwdSmem {
-  static constexpr int kLdT = D + 8;
-  static constexpr int kLdS = kBN + 4;
-  static constexpr int kLdP = kBN + 8;
-  static constexpr int kLdAcc = D + 4;
-  static constexpr size_t k = 0;
-  static constexpr size_t v = align_up(k + sizeof(T) * kBN * kLdT, 128);
-  static constexpr size_t q = align_up(v + sizeof(T) * kBN * kLdT, 128);
-  static constexpr size_t dout = align_up(q + sizeof(T) * kBM * kLdT, 128);
-  // S and dP (fp32), later reused as the fp32 staging area of dQ, dK and dV tiles.
-  static constexpr size_t s = align_up(dout + sizeof(T) * kBM * kLdT, 128);
-  static constexpr size_t dp = align_up(s + sizeof(float) * kBM * kLdS, 128);
-  static constexpr size_t p = align_up(dp + sizeof(float) * kBM * kLdS, 128);
-  static constexpr size_t ds = align_up(p + sizeof(T) * kBM * kLdP, 128);
-  static constexpr size_t stats = align_up(ds + sizeof(T) * kBM * kLdP, 128);
+  static constexpr int kLd = D + 8;
+  static constexpr int kLdS = kBM + 8;
+  static constexpr size_t tile = sizeof(T) * kBN * kLd;
+  static constexpr size_t k = 0, v = tile, q = 2 * tile, dout = 3 * tile, ds = 4 * tile;
+  static constexpr size_t stats = ds + sizeof(T) * kBN * kLdS;
   static constexpr size_t bytes = stats + sizeof(float) * 2 * kBM;
-  static_assert(sizeof(float) * kBM * kLdAcc <= p - s, "staging area must fit in S and dP");
 };
 
 struct SeqBounds {
@@ -87,24 +83,23 @@ __global__ void attention_bwd_preprocess(const AttentionBwdParams p) {
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const AttentionBwdParams p) {
   using L = BwdSmem<T, D>;
+  constexpr int kLd = L::kLd, kLdS = L::kLdS;
   const AttentionFwdParams& f = p.fwd;
   GRPO_DYNAMIC_SMEM(unsigned char, smem);
   T* sK = reinterpret_cast<T*>(smem + L::k);
   T* sV = reinterpret_cast<T*>(smem + L::v);
   T* sQ = reinterpret_cast<T*>(smem + L::q);
   T* sdO = reinterpret_cast<T*>(smem + L::dout);
-  float* sS = reinterpret_cast<float*>(smem + L::s);
-  float* sdP = reinterpret_cast<float*>(smem + L::dp);
-  float* sAcc = sS;  // staging, used only when S and dP are dead
-  T* sP = reinterpret_cast<T*>(smem + L::p);
-  T* sdS = reinterpret_cast<T*>(smem + L::ds);
+  T* sdS = reinterpret_cast<T*>(smem + L::ds);  // dS^T: row = key, column = query
   float* sLse = reinterpret_cast<float*>(smem + L::stats);
   float* sDelta = sLse + kBM;
 
   const int n0 = blockIdx.x * kBN, b = blockIdx.y, hk = blockIdx.z;
   const SeqBounds sb = seq_bounds(f, b);
   if (n0 >= sb.len_k) return;
-  const int tid = threadIdx.x, warp = tid / 32;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4, j8 = lane / 8, r8 = lane % 8;
+  const int r0 = warp * 16;  // this warp's keys (rows of the key tile) and, for dQ, queries
   const int group = f.heads_q / f.heads_kv;
   const int offset = sb.len_k - sb.len_q;
   const int key_start = f.key_start ? f.key_start[b] : 0;
@@ -115,23 +110,17 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
                (sb.k_row0 + n0) * f.k_row_stride + hk * f.k_head_stride;
   const T* v = static_cast<const T*>(f.v) + (f.k_layout.cu_seqlens ? 0 : b * f.v_batch_stride) +
                (sb.k_row0 + n0) * f.v_row_stride + hk * f.v_head_stride;
-  detail::load_tile<T, D>(sK, L::kLdT, k, f.k_row_stride, kBN, sb.len_k - n0, tid, kThreads);
-  detail::load_tile<T, D>(sV, L::kLdT, v, f.v_row_stride, kBN, sb.len_k - n0, tid, kThreads);
+  async_tile<T, D>(sK, kLd, k, f.k_row_stride, kBN, sb.len_k - n0, tid, kThreads);
+  async_tile<T, D>(sV, kLd, v, f.v_row_stride, kBN, sb.len_k - n0, tid, kThreads);
+  detail::cp_async_commit();
 
-  // This warp's share of dK and dV: key strip ks (16 rows), head-dim half dh.
-  constexpr int kDT = D / 32;  // 16-wide d tiles per warp
-  const int ks = warp % 4, dh = warp / 4;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk_acc[kDT], dv_acc[kDT];
-#pragma unroll
-  for (int t = 0; t < kDT; ++t) {
-    wmma::fill_fragment(dk_acc[t], 0.f);
-    wmma::fill_fragment(dv_acc[t], 0.f);
-  }
+  float dk[D / 8][4] = {}, dv[D / 8][4] = {};  // this warp's 16 keys x D
 
   // Queries that can see key n0 or later: offset + i >= n0. A tile wholly outside
   // [key_start, key_end) is seen by no query: its dK, dV are zeros.
   const int m_first = max(0, n0 - offset) / kBM * kBM;
   const bool tile_seen = n0 < key_end && n0 + kBN > key_start;
+  const int key0 = n0 + r0 + g;  // this lane's keys: key0 and key0 + 8
   for (int hq = hk * group; tile_seen && hq < (hk + 1) * group; ++hq) {
     const T* q = static_cast<const T*>(f.q) + (f.q_layout.cu_seqlens ? 0 : b * f.q_batch_stride) +
                  sb.q_row0 * f.q_row_stride + hq * f.q_head_stride;
@@ -139,121 +128,155 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
                     (f.q_layout.cu_seqlens ? 0 : b * p.do_batch_stride) +
                     sb.q_row0 * p.do_row_stride + hq * p.do_head_stride;
     for (int m0 = m_first; m0 < sb.len_q; m0 += kBM) {
-      __syncthreads();  // previous tile's readers are done
-      detail::load_tile<T, D>(sQ, L::kLdT, q + m0 * f.q_row_stride, f.q_row_stride, kBM,
-                              sb.len_q - m0, tid, kThreads);
-      detail::load_tile<T, D>(sdO, L::kLdT, dout + m0 * p.do_row_stride, p.do_row_stride, kBM,
-                              sb.len_q - m0, tid, kThreads);
+      // No barrier needed before these writes: the previous tile's last reads of sQ, sdO and the
+      // stats came before its dS^T barrier, and its reads of sdS (dQ) end before every warp
+      // reaches the barrier below, after which sdS is written again.
+      async_tile<T, D>(sQ, kLd, q + m0 * f.q_row_stride, f.q_row_stride, kBM, sb.len_q - m0, tid,
+                       kThreads);
+      async_tile<T, D>(sdO, kLd, dout + m0 * p.do_row_stride, p.do_row_stride, kBM, sb.len_q - m0,
+                       tid, kThreads);
+      detail::cp_async_commit();
       for (int r = tid; r < kBM; r += kThreads) {
         const int i = m0 + r;
         const bool ok = i < sb.len_q;
         sLse[r] = ok ? f.lse[lse_index(f, sb, b, hq, i)] * detail::kLog2e : INFINITY;
         sDelta[r] = ok ? p.delta[lse_index(f, sb, b, hq, i)] : 0.f;
       }
+      detail::cp_async_wait<0>();
       __syncthreads();
 
-      // S = Q K^T and dP = dO V^T: 16 tiles of 16x16 each, two per warp.
-#pragma unroll
-      for (int t2 = 0; t2 < 2; ++t2) {
-        const int tile = warp * 2 + t2, qs = tile / 4, kt = tile % 4;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> s_acc, dp_acc;
-        wmma::fill_fragment(s_acc, 0.f);
-        wmma::fill_fragment(dp_acc, 0.f);
+      // S^T = K Q^T for this warp's 16 keys against the 64 queries, then P^T = exp(scale * S^T -
+      // lse) under the mask (0 elsewhere; a query past the sequence has lse +inf), kept rounded
+      // to T as the A fragments of dV += P^T dO (two score n-tiles make one 16-query chunk).
+      uint32_t pt[kBM / 8][2], dst[kBM / 8][2];
+      {
+        float acc[kBM / 8][4] = {};
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bt;
-          wmma::load_matrix_sync(a, sQ + qs * 16 * L::kLdT + kk * 16, L::kLdT);
-          wmma::load_matrix_sync(bt, sK + kt * 16 * L::kLdT + kk * 16, L::kLdT);
-          wmma::mma_sync(s_acc, a, bt, s_acc);
-          wmma::load_matrix_sync(a, sdO + qs * 16 * L::kLdT + kk * 16, L::kLdT);
-          wmma::load_matrix_sync(bt, sV + kt * 16 * L::kLdT + kk * 16, L::kLdT);
-          wmma::mma_sync(dp_acc, a, bt, dp_acc);
+          uint32_t ka[4];
+          ldmatrix_x4(ka, sK + (r0 + (j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
+#pragma unroll
+          for (int np = 0; np < kBM / 16; ++np) {
+            uint32_t bq[4];
+            ldmatrix_x4(bq, sQ + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
+            mma_16816<T>(acc[2 * np], ka, bq[0], bq[1]);
+            mma_16816<T>(acc[2 * np + 1], ka, bq[2], bq[3]);
+          }
         }
-        wmma::store_matrix_sync(sS + qs * 16 * L::kLdS + kt * 16, s_acc, L::kLdS,
-                                wmma::mem_row_major);
-        wmma::store_matrix_sync(sdP + qs * 16 * L::kLdS + kt * 16, dp_acc, L::kLdS,
-                                wmma::mem_row_major);
-      }
-      __syncthreads();
-
-      // P = exp(scale * S - lse) under the mask; dS = P * (dP - delta).
-      for (int idx = tid; idx < kBM * kBN; idx += kThreads) {
-        const int r = idx / kBN, c = idx % kBN, i = m0 + r, j = n0 + c;
-        const bool ok = i < sb.len_q && j < key_end && j >= key_start && j <= offset + i;
-        const float pr = ok ? exp2f(sS[r * L::kLdS + c] * scale_log2 - sLse[r]) : 0.f;
-        const float dsv = pr * (sdP[r * L::kLdS + c] - sDelta[r]);
-        sP[r * L::kLdP + c] = detail::from_float<T>(pr);
-        sdS[r * L::kLdP + c] = detail::from_float<T>(dsv);
-      }
-      __syncthreads();
-
-      // dV += P^T dO, dK += dS^T Q (this warp's key strip and d half).
 #pragma unroll
-      for (int t = 0; t < kDT; ++t) {
-        const int dt = dh * kDT + t;
+        for (int nt = 0; nt < kBM / 8; ++nt) {
 #pragma unroll
-        for (int kk = 0; kk < kBM / 16; ++kk) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::col_major> at;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> bm;
-          wmma::load_matrix_sync(at, sP + kk * 16 * L::kLdP + ks * 16, L::kLdP);
-          wmma::load_matrix_sync(bm, sdO + kk * 16 * L::kLdT + dt * 16, L::kLdT);
-          wmma::mma_sync(dv_acc[t], at, bm, dv_acc[t]);
-          wmma::load_matrix_sync(at, sdS + kk * 16 * L::kLdP + ks * 16, L::kLdP);
-          wmma::load_matrix_sync(bm, sQ + kk * 16 * L::kLdT + dt * 16, L::kLdT);
-          wmma::mma_sync(dk_acc[t], at, bm, dk_acc[t]);
+          for (int e = 0; e < 4; ++e) {
+            const int c = nt * 8 + 2 * t + (e & 1), i = m0 + c, j = key0 + (e >= 2 ? 8 : 0);
+            const bool ok = j >= key_start && j < key_end && j <= offset + i;
+            acc[nt][e] = ok ? exp2f(acc[nt][e] * scale_log2 - sLse[c]) : 0.f;
+          }
+          pt[nt][0] = pack2<T>(acc[nt][0], acc[nt][1]);
+          pt[nt][1] = pack2<T>(acc[nt][2], acc[nt][3]);
         }
       }
-
-      // dQ tile = dS K (query strip qs, d half), staged in fp32 then added to dq_accum.
-      const int qs = warp % 4;
+      // dP^T = V dO^T, then dS^T = P^T * (dP^T - delta) with P^T as rounded above (as a
+      // T-precision softmax backward has it), also staged in shared memory for dQ.
+      {
+        float acc[kBM / 8][4] = {};
 #pragma unroll
-      for (int t = 0; t < kDT; ++t) {
-        const int dt = dh * kDT + t;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> dq_acc;
-        wmma::fill_fragment(dq_acc, 0.f);
+        for (int kk = 0; kk < D / 16; ++kk) {
+          uint32_t va[4];
+          ldmatrix_x4(va, sV + (r0 + (j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
 #pragma unroll
-        for (int kk = 0; kk < kBN / 16; ++kk) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> bm;
-          wmma::load_matrix_sync(a, sdS + qs * 16 * L::kLdP + kk * 16, L::kLdP);
-          wmma::load_matrix_sync(bm, sK + kk * 16 * L::kLdT + dt * 16, L::kLdT);
-          wmma::mma_sync(dq_acc, a, bm, dq_acc);
+          for (int np = 0; np < kBM / 16; ++np) {
+            uint32_t bo[4];
+            ldmatrix_x4(bo, sdO + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
+            mma_16816<T>(acc[2 * np], va, bo[0], bo[1]);
+            mma_16816<T>(acc[2 * np + 1], va, bo[2], bo[3]);
+          }
         }
-        wmma::store_matrix_sync(sAcc + qs * 16 * L::kLdAcc + dt * 16, dq_acc, L::kLdAcc,
-                                wmma::mem_row_major);
+#pragma unroll
+        for (int nt = 0; nt < kBM / 8; ++nt) {
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            float p0, p1;
+            detail::unpack2<T>(pt[nt][hr], p0, p1);
+            const int c = nt * 8 + 2 * t;
+            dst[nt][hr] = pack2<T>(p0 * (acc[nt][2 * hr] - sDelta[c]),
+                                   p1 * (acc[nt][2 * hr + 1] - sDelta[c + 1]));
+            *reinterpret_cast<uint32_t*>(sdS + (r0 + g + 8 * hr) * kLdS + c) = dst[nt][hr];
+          }
+        }
       }
-      __syncthreads();
+
+      // dV += P^T dO and dK += dS^T Q: dO and Q rows (queries) read transposed are the B
+      // fragments.
+#pragma unroll
+      for (int kc = 0; kc < kBM / 16; ++kc) {
+        const uint32_t pa[4] = {pt[2 * kc][0], pt[2 * kc][1], pt[2 * kc + 1][0], pt[2 * kc + 1][1]};
+        const uint32_t dsa[4] = {dst[2 * kc][0], dst[2 * kc][1], dst[2 * kc + 1][0],
+                                 dst[2 * kc + 1][1]};
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t bo[4], bq[4];
+          ldmatrix_x4_trans(bo, sdO + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
+          ldmatrix_x4_trans(bq, sQ + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
+          mma_16816<T>(dv[2 * dp], pa, bo[0], bo[1]);
+          mma_16816<T>(dv[2 * dp + 1], pa, bo[2], bo[3]);
+          mma_16816<T>(dk[2 * dp], dsa, bq[0], bq[1]);
+          mma_16816<T>(dk[2 * dp + 1], dsa, bq[2], bq[3]);
+        }
+      }
+      __syncthreads();  // all of dS^T is in shared memory
+
+      // dQ (this warp's 16 queries x D) = dS K, 64 columns at a time: dS^T read transposed gives
+      // the A fragments, K rows (keys) read transposed the B fragments.
       const int rows = min(kBM, sb.len_q - m0);
-      for (int idx = tid; idx < rows * D; idx += kThreads) {
-        const int r = idx / D, c = idx % D;
-        float* dst = p.dq_accum + (dq_row(f, sb, b, m0 + r) * f.heads_q + hq) * D + c;
-        atomicAdd(dst, sAcc[r * L::kLdAcc + c] * f.scale);
+#pragma unroll
+      for (int dc = 0; dc < D / 64; ++dc) {
+        float dq[8][4] = {};
+#pragma unroll
+        for (int kc = 0; kc < kBN / 16; ++kc) {
+          uint32_t a[4];
+          ldmatrix_x4_trans(a, sdS + (kc * 16 + (j8 / 2) * 8 + r8) * kLdS + r0 + (j8 % 2) * 8);
+#pragma unroll
+          for (int dp = 0; dp < 4; ++dp) {
+            uint32_t bk[4];
+            ldmatrix_x4_trans(
+                bk, sK + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dc * 64 + dp * 16 + (j8 / 2) * 8);
+            mma_16816<T>(dq[2 * dp], a, bk[0], bk[1]);
+            mma_16816<T>(dq[2 * dp + 1], a, bk[2], bk[3]);
+          }
+        }
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int r = r0 + g + 8 * hr;
+          if (r >= rows) continue;
+          float* dst = p.dq_accum + (dq_row(f, sb, b, m0 + r) * f.heads_q + hq) * D + dc * 64;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            atomicAdd(dst + nt * 8 + 2 * t, dq[nt][2 * hr] * f.scale);
+            atomicAdd(dst + nt * 8 + 2 * t + 1, dq[nt][2 * hr + 1] * f.scale);
+          }
+        }
       }
     }
   }
+  detail::cp_async_wait<0>();  // the K/V copies, when no query tile waited for them
 
-  // Write dK (times scale) and dV through the staging area.
+  // dK (times scale) and dV from registers, two elements per store.
   const int rows = min(kBN, sb.len_k - n0);
+  T* dk_out = static_cast<T*>(p.dk) + (f.k_layout.cu_seqlens ? 0 : b * p.dk_batch_stride) +
+              (sb.k_row0 + n0) * p.dk_row_stride + hk * p.dk_head_stride;
+  T* dv_out = static_cast<T*>(p.dv) + (f.k_layout.cu_seqlens ? 0 : b * p.dv_batch_stride) +
+              (sb.k_row0 + n0) * p.dv_row_stride + hk * p.dv_head_stride;
 #pragma unroll
-  for (int which = 0; which < 2; ++which) {
-    __syncthreads();
+  for (int hr = 0; hr < 2; ++hr) {
+    const int r = r0 + g + 8 * hr;
+    if (r >= rows) continue;
 #pragma unroll
-    for (int t = 0; t < kDT; ++t) {
-      const int dt = dh * kDT + t;
-      wmma::store_matrix_sync(sAcc + ks * 16 * L::kLdAcc + dt * 16,
-                              which == 0 ? dk_acc[t] : dv_acc[t], L::kLdAcc, wmma::mem_row_major);
-    }
-    __syncthreads();
-    T* dst = static_cast<T*>(which == 0 ? p.dk : p.dv);
-    const int64_t bs = which == 0 ? p.dk_batch_stride : p.dv_batch_stride;
-    const int64_t rs = which == 0 ? p.dk_row_stride : p.dv_row_stride;
-    const int64_t hs = which == 0 ? p.dk_head_stride : p.dv_head_stride;
-    dst += (f.k_layout.cu_seqlens ? 0 : b * bs) + (sb.k_row0 + n0) * rs + hk * hs;
-    const float mult = which == 0 ? f.scale : 1.f;
-    for (int idx = tid; idx < rows * D; idx += kThreads) {
-      const int r = idx / D, c = idx % D;
-      dst[r * rs + c] = detail::from_float<T>(sAcc[r * L::kLdAcc + c] * mult);
+    for (int dt = 0; dt < D / 8; ++dt) {
+      const int c = dt * 8 + 2 * t;
+      *reinterpret_cast<uint32_t*>(dk_out + r * p.dk_row_stride + c) =
+          pack2<T>(dk[dt][2 * hr] * f.scale, dk[dt][2 * hr + 1] * f.scale);
+      *reinterpret_cast<uint32_t*>(dv_out + r * p.dv_row_stride + c) =
+          pack2<T>(dv[dt][2 * hr], dv[dt][2 * hr + 1]);
     }
   }
 }

@@ -1,9 +1,8 @@
-// Training attention forward: one block per (64-query tile, sequence, query head), online
-// softmax over 64-key tiles, tensor-core products through WMMA (16x16x16, fp32 accumulate).
-// Each of the 4 warps owns 16 query rows of S, P, O and the row statistics, so within a key tile
-// warps only synchronise with themselves; the K/V tile loads are shared by the block.
-#include <mma.h>
-
+// Training attention forward, FlashAttention-2 style: one block of 4 warps per (64-query tile,
+// sequence, query head); each warp owns 16 query rows and keeps its scores, probabilities, output
+// accumulator and row statistics in registers (mma.sync m16n8k16 with fp32 accumulation, operands
+// from shared memory through ldmatrix). K and V tiles of 64 keys are double-buffered in shared
+// memory and loaded with cp.async, so the next tile's load runs under this tile's products.
 #include <cmath>
 
 #include "common.cuh"
@@ -12,25 +11,24 @@
 namespace grpo::kernels {
 namespace {
 
-using namespace nvcuda;
-using detail::align_up;
+using detail::async_tile;
+using detail::cp_async_commit;
+using detail::cp_async_wait;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
+using detail::mma_16816;
+using detail::pack2;
 
 constexpr int kBM = 64, kBN = 64, kWarps = 4, kThreads = kWarps * 32;
+static_assert(kBM == kBN && kBM == 16 * kWarps, "square tiles, 16 rows per warp");
 
+// Q, then two K and two V buffers, each a 64 x D tile whose rows are padded by 16 bytes so that
+// the 8 rows one ldmatrix reads fall on distinct banks.
 template <class T, int D>
 struct FwdSmem {
-  static constexpr int kLdT = D + 8;    // q, k, v rows (16-bit), padded against bank conflicts
-  static constexpr int kLdS = kBN + 4;  // scores (fp32)
-  static constexpr int kLdP = kBN + 8;  // probabilities (16-bit)
-  static constexpr int kLdO = D + 4;    // output accumulator (fp32)
-  static constexpr size_t q = 0;
-  static constexpr size_t k = align_up(q + sizeof(T) * kBM * kLdT, 128);
-  static constexpr size_t v = align_up(k + sizeof(T) * kBN * kLdT, 128);
-  static constexpr size_t s = align_up(v + sizeof(T) * kBN * kLdT, 128);
-  static constexpr size_t p = align_up(s + sizeof(float) * kBM * kLdS, 128);
-  static constexpr size_t o = align_up(p + sizeof(T) * kBM * kLdP, 128);
-  static constexpr size_t stats = align_up(o + sizeof(float) * kBM * kLdO, 128);
-  static constexpr size_t bytes = stats + sizeof(float) * 3 * kBM;  // m, l, alpha
+  static constexpr int kLd = D + 8;
+  static constexpr size_t tile = sizeof(T) * kBN * kLd;
+  static constexpr size_t q = 0, k = tile, v = 3 * tile, bytes = 5 * tile;
 };
 
 struct SeqBounds {
@@ -60,22 +58,22 @@ __device__ __forceinline__ SeqBounds seq_bounds(const AttentionFwdParams& p, int
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const AttentionFwdParams p) {
   using L = FwdSmem<T, D>;
+  constexpr int kLd = L::kLd;
   GRPO_DYNAMIC_SMEM(unsigned char, smem);
   T* sQ = reinterpret_cast<T*>(smem + L::q);
-  T* sK = reinterpret_cast<T*>(smem + L::k);
+  T* sK = reinterpret_cast<T*>(smem + L::k);  // buffers at sK and sK + kBN * kLd
   T* sV = reinterpret_cast<T*>(smem + L::v);
-  float* sS = reinterpret_cast<float*>(smem + L::s);
-  T* sP = reinterpret_cast<T*>(smem + L::p);
-  float* sO = reinterpret_cast<float*>(smem + L::o);
-  float* sM = reinterpret_cast<float*>(smem + L::stats);
-  float* sL = sM + kBM;
-  float* sAlpha = sL + kBM;
 
-  const int m0 = blockIdx.x * kBM, b = blockIdx.y, h = blockIdx.z;
+  // Last query tiles first: under the causal mask they see the most keys, so the grid's tail
+  // is made of the cheap ones.
+  const int m0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kBM;
+  const int b = blockIdx.y, h = blockIdx.z;
   const int hk = h / (p.heads_q / p.heads_kv);
   const SeqBounds sb = seq_bounds(p, b);
   if (m0 >= sb.len_q) return;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;  // fragment row group and column pair
+  const int r0 = warp * 16;              // this warp's rows of the tile
 
   const T* q = static_cast<const T*>(p.q) + (p.q_layout.cu_seqlens ? 0 : b * p.q_batch_stride) +
                (sb.q_row0 + m0) * p.q_row_stride + h * p.q_head_stride;
@@ -84,117 +82,185 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const Attention
   const T* v = static_cast<const T*>(p.v) + (p.k_layout.cu_seqlens ? 0 : b * p.v_batch_stride) +
                sb.k_row0 * p.v_row_stride + hk * p.v_head_stride;
 
-  detail::load_tile<T, D>(sQ, L::kLdT, q, p.q_row_stride, kBM, sb.len_q - m0, tid, kThreads);
-  for (int i = tid; i < kBM * L::kLdO; i += kThreads) sO[i] = 0.f;
-  for (int i = tid; i < kBM; i += kThreads) {
-    sM[i] = -INFINITY;
-    sL[i] = 0.f;
-  }
-
   const int offset = sb.len_k - sb.len_q;  // bottom-right causal alignment
   const int key_start = p.key_start ? p.key_start[b] : 0;
   const int key_end = p.key_end ? min(p.key_end[b], sb.len_k) : sb.len_k;
   const int n_end = min(key_end, offset + m0 + kBM);  // one past the last key any row sees
   const int n_begin = max(key_start, 0) / kBN * kBN;
+  const int n_tiles = n_end > n_begin ? detail::ceil_div(n_end - n_begin, kBN) : 0;
   const float scale_log2 = p.scale * detail::kLog2e;
-  const int r0 = warp * 16;  // this warp's rows
 
-  for (int n0 = n_begin; n0 < n_end; n0 += kBN) {
-    __syncthreads();  // everyone is done with the previous K/V tile (and sQ/sO are initialised)
-    detail::load_tile<T, D>(sK, L::kLdT, k + n0 * p.k_row_stride, p.k_row_stride, kBN,
-                            sb.len_k - n0, tid, kThreads);
-    detail::load_tile<T, D>(sV, L::kLdT, v + n0 * p.v_row_stride, p.v_row_stride, kBN,
-                            sb.len_k - n0, tid, kThreads);
-    __syncthreads();
+  // Groups in flight, in order: {Q, K0}, {V0}, then {K(i+1)} and {V(i+1)} issued in tile i.
+  if (n_tiles > 0) {
+    async_tile<T, D>(sQ, kLd, q, p.q_row_stride, kBM, sb.len_q - m0, tid, kThreads);
+    async_tile<T, D>(sK, kLd, k + n_begin * p.k_row_stride, p.k_row_stride, kBN, sb.len_k - n_begin,
+                     tid, kThreads);
+    cp_async_commit();
+    async_tile<T, D>(sV, kLd, v + n_begin * p.v_row_stride, p.v_row_stride, kBN, sb.len_k - n_begin,
+                     tid, kThreads);
+    cp_async_commit();
+  }
 
-    // S (16 x 64 strip) = Q K^T
-#pragma unroll
-    for (int nt = 0; nt < kBN / 16; ++nt) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
+  float o[D / 8][4] = {};                     // this warp's 16 x D output, n-tiles of 8 columns
+  float row_max[2] = {-INFINITY, -INFINITY};  // rows g and g + 8, log2 domain
+  float row_sum[2] = {0.f, 0.f};              // this lane's share of the row sums
+  uint32_t qa[D / 16][4];                     // Q as A fragments, loaded with the first tile
+
+  for (int it = 0; it < n_tiles; ++it) {
+    const int n0 = n_begin + it * kBN;
+    const bool more = it + 1 < n_tiles;
+    const T* tK = sK + (it & 1) * kBN * kLd;
+    const T* tV = sV + (it & 1) * kBN * kLd;
+    cp_async_wait<1>();  // this thread's K(it) (and Q) copies landed
+    __syncthreads();     // everyone's have; everyone is done with tile it - 1's buffers
+    if (more) {
+      const int n1 = n0 + kBN;
+      async_tile<T, D>(sK + ((it + 1) & 1) * kBN * kLd, kLd, k + n1 * p.k_row_stride,
+                       p.k_row_stride, kBN, sb.len_k - n1, tid, kThreads);
+      cp_async_commit();
+    }
+    const int j8 = lane / 8, r8 = lane % 8;  // ldmatrix: which matrix and row this lane addresses
+    if (it == 0) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bt;
-        wmma::load_matrix_sync(a, sQ + r0 * L::kLdT + kk * 16, L::kLdT);
-        wmma::load_matrix_sync(bt, sK + nt * 16 * L::kLdT + kk * 16, L::kLdT);
-        wmma::mma_sync(acc, a, bt, acc);
+        ldmatrix_x4(qa[kk], sQ + (r0 + (j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
       }
-      wmma::store_matrix_sync(sS + r0 * L::kLdS + nt * 16, acc, L::kLdS, wmma::mem_row_major);
     }
-    __syncwarp();
 
-    // Online softmax over this tile, row by row (two columns per lane).
-    for (int r = r0; r < r0 + 16; ++r) {
-      const int i = m0 + r;
-      float s[2];
+    // S (16 x 64) = Q K^T: B fragments are K rows (keys) read as 8x8 matrices.
+    float s[kBN / 8][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < kBN / 16; ++np) {
+        uint32_t bk[4];
+        ldmatrix_x4(bk, tK + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
+        mma_16816<T>(s[2 * np], qa[kk], bk[0], bk[1]);
+        mma_16816<T>(s[2 * np + 1], qa[kk], bk[2], bk[3]);
+      }
+    }
+
+    // Scale into the log2 domain and mask, unless every key of the tile is visible to every row
+    // of this warp. Rows past the sequence need no mask: their Q rows are 0 and nothing of them
+    // is written.
+    const int i0 = m0 + r0 + g;  // this lane's rows: i0 and i0 + 8
+    const bool unmasked =
+        n0 >= key_start && n0 + kBN <= key_end && n0 + kBN - 1 <= offset + m0 + r0;
+#pragma unroll
+    for (int nt = 0; nt < kBN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[nt][e] * scale_log2;
+        if (!unmasked) {
+          const int i = i0 + (e >= 2 ? 8 : 0), j = n0 + nt * 8 + 2 * t + (e & 1);
+          if (j < key_start || j >= key_end || j > offset + i) x = -INFINITY;
+        }
+        s[nt][e] = x;
+      }
+    }
+
+    // Online softmax: the 4 lanes of a row group hold its 64 scores (16 each).
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
       float mx = -INFINITY;
 #pragma unroll
-      for (int c2 = 0; c2 < 2; ++c2) {
-        const int c = lane + 32 * c2, j = n0 + c;
-        const bool ok = i < sb.len_q && j < key_end && j >= key_start && j <= offset + i;
-        s[c2] = ok ? sS[r * L::kLdS + c] * scale_log2 : -INFINITY;
-        mx = fmaxf(mx, s[c2]);
-      }
-      mx = detail::warp_max(mx);
-      const float m_old = sM[r];
-      const float m_new = fmaxf(m_old, mx);
+      for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hr], s[nt][2 * hr + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[hr], mx);
       const float m_use = m_new == -INFINITY ? 0.f : m_new;  // no key yet: keep p = 0
+      const float alpha = exp2f(row_max[hr] - m_use);        // old max -inf: 0 (all sums are 0)
+      row_max[hr] = m_new;
       float sum = 0.f;
 #pragma unroll
-      for (int c2 = 0; c2 < 2; ++c2) {
-        const float pr = exp2f(s[c2] - m_use);
-        sum += pr;
-        sP[r * L::kLdP + lane + 32 * c2] = detail::from_float<T>(pr);
+      for (int nt = 0; nt < kBN / 8; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float pr = exp2f(s[nt][2 * hr + c] - m_use);
+          s[nt][2 * hr + c] = pr;
+          sum += pr;
+        }
       }
-      sum = detail::warp_sum(sum);
-      if (lane == 0) {
-        const float alpha = exp2f(m_old - m_use);  // m_old = -inf: 0 (sL and sO are 0 anyway)
-        sL[r] = sL[r] * alpha + sum;
-        sM[r] = m_new;
-        sAlpha[r] = alpha;
+      row_sum[hr] = row_sum[hr] * alpha + sum;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        o[dt][2 * hr] *= alpha;
+        o[dt][2 * hr + 1] *= alpha;
       }
     }
-    __syncwarp();
-    for (int idx = lane; idx < 16 * D; idx += 32) {
-      const int r = r0 + idx / D, c = idx % D;
-      sO[r * L::kLdO + c] *= sAlpha[r];
-    }
-    __syncwarp();
 
-    // O (16 x D strip) += P V
-#pragma unroll
-    for (int dt = 0; dt < D / 16; ++dt) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, sO + r0 * L::kLdO + dt * 16, L::kLdO, wmma::mem_row_major);
-#pragma unroll
-      for (int kk = 0; kk < kBN / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> bv;
-        wmma::load_matrix_sync(a, sP + r0 * L::kLdP + kk * 16, L::kLdP);
-        wmma::load_matrix_sync(bv, sV + kk * 16 * L::kLdT + dt * 16, L::kLdT);
-        wmma::mma_sync(acc, a, bv, acc);
-      }
-      wmma::store_matrix_sync(sO + r0 * L::kLdO + dt * 16, acc, L::kLdO, wmma::mem_row_major);
+    if (more) {
+      cp_async_wait<1>();  // V(it) landed; K(it + 1) may still be in flight
+    } else {
+      cp_async_wait<0>();
     }
-    __syncwarp();
+    __syncthreads();
+    if (more) {
+      const int n1 = n0 + kBN;
+      async_tile<T, D>(sV + ((it + 1) & 1) * kBN * kLd, kLd, v + n1 * p.v_row_stride,
+                       p.v_row_stride, kBN, sb.len_k - n1, tid, kThreads);
+      cp_async_commit();
+    }
+
+    // O (16 x D) += P V: the accumulators of two adjacent score n-tiles are the A fragment of
+    // one 16-key chunk; V rows (keys) read transposed give the B fragments.
+#pragma unroll
+    for (int kc = 0; kc < kBN / 16; ++kc) {
+      const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]),
+                              pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                              pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                              pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t bv[4];
+        ldmatrix_x4_trans(bv, tV + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
+        mma_16816<T>(o[2 * dp], pa, bv[0], bv[1]);
+        mma_16816<T>(o[2 * dp + 1], pa, bv[2], bv[3]);
+      }
+    }
   }
-  __syncthreads();
 
-  // Epilogue: O / l, and lse = ln(sum exp(scale * s)) (+inf for a row that saw no key).
-  T* o = static_cast<T*>(p.o) + (p.q_layout.cu_seqlens ? 0 : b * p.o_batch_stride) +
-         (sb.q_row0 + m0) * p.o_row_stride + h * p.o_head_stride;
+  // Epilogue: O / l staged through this warp's rows of sQ (only this warp reads them, and every
+  // copy into sQ landed before the first tile's barrier), then written 16 bytes at a time;
+  // lse = ln(sum exp(scale * s)) (+inf for a row that saw no key).
+  float inv[2];
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 1);
+    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 2);
+    inv[hr] = row_sum[hr] > 0.f ? 1.f / row_sum[hr] : 0.f;
+  }
+  __syncwarp();  // every lane's ldmatrix of sQ is done
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      *reinterpret_cast<uint32_t*>(sQ + (r0 + g + 8 * hr) * kLd + dt * 8 + 2 * t) =
+          pack2<T>(o[dt][2 * hr] * inv[hr], o[dt][2 * hr + 1] * inv[hr]);
+    }
+  }
+  __syncwarp();
+  T* out = static_cast<T*>(p.o) + (p.q_layout.cu_seqlens ? 0 : b * p.o_batch_stride) +
+           (sb.q_row0 + m0) * p.o_row_stride + h * p.o_head_stride;
   const int rows = min(kBM, sb.len_q - m0);
-  for (int idx = tid; idx < rows * D; idx += kThreads) {
-    const int r = idx / D, c = idx % D;
-    const float l = sL[r];
-    o[r * p.o_row_stride + c] = detail::from_float<T>(l > 0.f ? sO[r * L::kLdO + c] / l : 0.f);
+  constexpr int kPerRow = D / 8;
+  for (int idx = lane; idx < 16 * kPerRow; idx += 32) {
+    const int r = r0 + idx / kPerRow, c = (idx % kPerRow) * 8;
+    if (r < rows) {
+      *reinterpret_cast<uint4*>(out + r * p.o_row_stride + c) =
+          *reinterpret_cast<const uint4*>(sQ + r * kLd + c);
+    }
   }
   float* lse = p.lse + (p.q_layout.cu_seqlens ? sb.q_row0 : b * p.lse_batch_stride) +
                h * p.lse_head_stride + m0;
-  for (int r = tid; r < rows; r += kThreads) {
-    const float l = sL[r];
-    lse[r] = l > 0.f ? (sM[r] + log2f(l)) * detail::kLn2 : INFINITY;
+  if (t == 0) {
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const int r = r0 + g + 8 * hr;
+      if (r < rows) {
+        lse[r] = row_sum[hr] > 0.f ? (row_max[hr] + log2f(row_sum[hr])) * detail::kLn2 : INFINITY;
+      }
+    }
   }
 }
 

@@ -1,7 +1,11 @@
 // Decode attention: one query token per sequence against its KV cache. A block takes one KV head
-// of one sequence (all query heads of its group share each K/V load) and one split of the keys;
-// each thread scores one key per 128-key chunk, then threads over the head dim accumulate P V.
-// Splits write fp32 partial outputs with their log-sum-exp, merged by a combine kernel.
+// of one sequence and one split of the keys; the group's query heads (up to 16, zero-padded to
+// 16) are the rows of tensor-core products (mma.sync m16n8k16, fp32 accumulation), so every K/V
+// element loaded serves the whole group. Each of the 4 warps walks its own 32-key chunks of the
+// split (chunk w, w + 4, ...) with its own online softmax, loading K and V with cp.async into its
+// own shared-memory slots (the K chunk's scores are computed while V lands); the warps' partial
+// results merge in shared memory, and splits write fp32 partial outputs with their log-sum-exp,
+// merged by a combine kernel.
 #include <algorithm>
 #include <cmath>
 
@@ -11,18 +15,42 @@
 namespace grpo::kernels {
 namespace {
 
-constexpr int kThreads = 128;  // also the keys per chunk
-constexpr int kMaxG = kDecodeMaxGroup;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
+using detail::mma_16816;
+using detail::pack2;
+
+constexpr int kWarps = 4, kThreads = kWarps * 32;
+constexpr int kChunk = 32;  // keys per warp step
+constexpr int kRows = 16;   // query heads per block, padded
+static_assert(kDecodeMaxGroup <= kRows, "a group must fit the 16 rows of an mma tile");
+
+// Q (16 x D); per warp a K and a V chunk (32 x D); rows padded by 16 bytes against bank
+// conflicts. After the key loop the K/V area holds the warps' partial results for the merge.
+template <class T, int D>
+struct DecodeSmem {
+  static constexpr int kLd = D + 8;
+  static constexpr size_t q = 0;
+  static constexpr size_t chunk = sizeof(T) * kChunk * kLd;
+  static constexpr size_t kv = sizeof(T) * kRows * kLd;  // warp w: K at kv + 2w chunk, V after
+  static constexpr size_t bytes = kv + 2 * kWarps * chunk;
+  // Merge: o (warps, 16, D) fp32, then m and l (warps, 16).
+  static constexpr size_t merge_o = kv;
+  static constexpr size_t merge_ml = merge_o + sizeof(float) * kWarps * kRows * D;
+  static_assert(merge_ml + sizeof(float) * 2 * kWarps * kRows <= bytes, "merge area");
+};
 
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodeParams p) {
-  __shared__ float sq[kMaxG][D];
-  __shared__ float sScore[kMaxG][kThreads];
-  __shared__ float sM[kMaxG], sL[kMaxG], sAlpha[kMaxG];
+  using L = DecodeSmem<T, D>;
+  constexpr int kLd = L::kLd;
+  GRPO_DYNAMIC_SMEM(unsigned char, smem);
+  T* sQ = reinterpret_cast<T*>(smem + L::q);
 
   const int split = blockIdx.x, b = blockIdx.y, hk = blockIdx.z;
   const int group = p.heads_q / p.heads_kv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4, j8 = lane / 8, r8 = lane % 8;
   int len = p.seqlens_k ? p.seqlens_k[b] : p.seqlen_k;
   if (p.key_end) len = min(len, p.key_end[b]);
   const int key_start = p.key_start ? max(p.key_start[b], 0) : 0;
@@ -30,95 +58,148 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
   const int s0 = max(split * split_size, key_start), s1 = min(len, (split + 1) * split_size);
   const float scale_log2 = p.scale * detail::kLog2e;
 
-  for (int idx = tid; idx < group * D; idx += kThreads) {
-    const int g = idx / D, d = idx % D;
-    const T* q =
-        static_cast<const T*>(p.q) + b * p.q_batch_stride + (hk * group + g) * p.q_head_stride;
-    sq[g][d] = detail::to_float(q[d]) * scale_log2;
-  }
-  for (int g = tid; g < group; g += kThreads) {
-    sM[g] = -INFINITY;
-    sL[g] = 0.f;
+  constexpr int kPerRow = D / 8;
+  for (int idx = tid; idx < kRows * kPerRow; idx += kThreads) {
+    const int r = idx / kPerRow, c = (idx % kPerRow) * 8;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r < group) {
+      const T* q =
+          static_cast<const T*>(p.q) + b * p.q_batch_stride + (hk * group + r) * p.q_head_stride;
+      val = *reinterpret_cast<const uint4*>(q + c);
+    }
+    *reinterpret_cast<uint4*>(sQ + r * kLd + c) = val;
   }
   const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
   const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
-
-  // Thread roles in P V: head-dim element d, heads g = g0, g0 + kHeadSets, ...
-  constexpr int kHeadSets = kThreads / D;
-  const int d = tid % D, g0 = tid / D;
-  float acc[kMaxG / kHeadSets];
-#pragma unroll
-  for (int i = 0; i < kMaxG / kHeadSets; ++i) acc[i] = 0.f;
+  T* sK = reinterpret_cast<T*>(smem + L::kv + 2 * warp * L::chunk);
+  T* sV = reinterpret_cast<T*>(smem + L::kv + (2 * warp + 1) * L::chunk);
   __syncthreads();
 
-  for (int c0 = s0; c0 < s1; c0 += kThreads) {
-    const int j = c0 + tid;
-    if (j < s1) {
-      float dots[kMaxG];
+  uint32_t qa[D / 16][4];
 #pragma unroll
-      for (int g = 0; g < kMaxG; ++g) dots[g] = 0.f;
-      const T* krow = k + j * p.k_row_stride;
-#pragma unroll 4
-      for (int e = 0; e < D; e += 8) {
-        const uint4 raw = *reinterpret_cast<const uint4*>(krow + e);
-        const T* kv = reinterpret_cast<const T*>(&raw);
+  for (int kk = 0; kk < D / 16; ++kk) {
+    ldmatrix_x4(qa[kk], sQ + ((j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
+  }
+  float o[D / 8][4] = {};
+  float row_max[2] = {-INFINITY, -INFINITY};  // heads g and g + 8, log2 domain
+  float row_sum[2] = {0.f, 0.f};              // this lane's share
+
+  for (int c0 = s0 + warp * kChunk; c0 < s1; c0 += kWarps * kChunk) {
+    const int valid = s1 - c0;
+    __syncwarp();  // every lane is done reading the previous chunk
+    detail::async_tile<T, D>(sK, kLd, k + c0 * p.k_row_stride, p.k_row_stride, kChunk, valid, lane,
+                             32);
+    detail::cp_async_commit();
+    detail::async_tile<T, D>(sV, kLd, v + c0 * p.v_row_stride, p.v_row_stride, kChunk, valid, lane,
+                             32);
+    detail::cp_async_commit();
+    detail::cp_async_wait<1>();
+    __syncwarp();  // the K chunk is in
+
+    float s[kChunk / 8][4] = {};
 #pragma unroll
-        for (int u = 0; u < 8; ++u) {
-          const float kf = detail::to_float(kv[u]);
+    for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
-          for (int g = 0; g < kMaxG; ++g) {
-            if (g < group) dots[g] += sq[g][e + u] * kf;
-          }
+      for (int np = 0; np < kChunk / 16; ++np) {
+        uint32_t bk[4];
+        ldmatrix_x4(bk, sK + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
+        mma_16816<T>(s[2 * np], qa[kk], bk[0], bk[1]);
+        mma_16816<T>(s[2 * np + 1], qa[kk], bk[2], bk[3]);
+      }
+    }
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kChunk / 8; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float x = nt * 8 + 2 * t + c < valid ? s[nt][2 * hr + c] * scale_log2 : -INFINITY;
+          s[nt][2 * hr + c] = x;
+          mx = fmaxf(mx, x);
         }
       }
-#pragma unroll
-      for (int g = 0; g < kMaxG; ++g) {
-        if (g < group) sScore[g][tid] = dots[g];
-      }
-    } else {
-      for (int g = 0; g < group; ++g) sScore[g][tid] = -INFINITY;
-    }
-    __syncthreads();
-    // Online softmax per head: warp w takes heads w, w + 4, ...
-    for (int g = warp; g < group; g += kThreads / 32) {
-      float mx = -INFINITY;
-      for (int c = lane; c < kThreads; c += 32) mx = fmaxf(mx, sScore[g][c]);
-      mx = detail::warp_max(mx);
-      const float m_new = fmaxf(sM[g], mx);  // finite: the chunk has at least one key
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[hr], mx);  // finite: the chunk has at least one key
+      const float alpha = exp2f(row_max[hr] - m_new);
+      row_max[hr] = m_new;
       float sum = 0.f;
-      for (int c = lane; c < kThreads; c += 32) {
-        const float pr = exp2f(sScore[g][c] - m_new);
-        sScore[g][c] = pr;
-        sum += pr;
+#pragma unroll
+      for (int nt = 0; nt < kChunk / 8; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float pr = exp2f(s[nt][2 * hr + c] - m_new);
+          s[nt][2 * hr + c] = pr;
+          sum += pr;
+        }
       }
-      sum = detail::warp_sum(sum);
-      if (lane == 0) {
-        const float alpha = exp2f(sM[g] - m_new);
-        sL[g] = sL[g] * alpha + sum;
-        sM[g] = m_new;
-        sAlpha[g] = alpha;
-      }
-    }
-    __syncthreads();
-    if (d < D) {
-      for (int gi = 0, g = g0; g < group; ++gi, g += kHeadSets) acc[gi] *= sAlpha[g];
-      const int n = min(kThreads, s1 - c0);
-      for (int c = 0; c < n; ++c) {
-        const float vf = detail::to_float(v[(c0 + c) * p.v_row_stride + d]);
-        for (int gi = 0, g = g0; g < group; ++gi, g += kHeadSets) acc[gi] += sScore[g][c] * vf;
+      row_sum[hr] = row_sum[hr] * alpha + sum;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        o[dt][2 * hr] *= alpha;
+        o[dt][2 * hr + 1] *= alpha;
       }
     }
-    __syncthreads();
+
+    detail::cp_async_wait<0>();
+    __syncwarp();  // the V chunk is in
+#pragma unroll
+    for (int kc = 0; kc < kChunk / 16; ++kc) {
+      const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]),
+                              pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                              pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                              pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t bv[4];
+        ldmatrix_x4_trans(bv, sV + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
+        mma_16816<T>(o[2 * dp], pa, bv[0], bv[1]);
+        mma_16816<T>(o[2 * dp + 1], pa, bv[2], bv[3]);
+      }
+    }
   }
 
-  const int64_t base = (static_cast<int64_t>(split) * p.batch + b) * p.heads_q + hk * group;
-  for (int gi = 0, g = g0; g < group; ++gi, g += kHeadSets) {
-    const float l = sL[g];
-    p.o_accum[(base + g) * D + d] = l > 0.f ? acc[gi] / l : 0.f;
+  // Merge the warps: each leaves its rows' max, sum and unnormalised output.
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 1);
+    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 2);
   }
-  for (int g = tid; g < group; g += kThreads) {
-    const float l = sL[g];
-    p.lse_accum[base + g] = l > 0.f ? (sM[g] + log2f(l)) * detail::kLn2 : -INFINITY;
+  __syncthreads();  // every warp is done with its chunks: the K/V area becomes the merge area
+  float* mo = reinterpret_cast<float*>(smem + L::merge_o);
+  float* mm = reinterpret_cast<float*>(smem + L::merge_ml);
+  float* ml = mm + kWarps * kRows;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const int r = g + 8 * hr;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      float* dst = mo + (warp * kRows + r) * D + dt * 8 + 2 * t;
+      dst[0] = o[dt][2 * hr];
+      dst[1] = o[dt][2 * hr + 1];
+    }
+    if (t == 0) {
+      mm[warp * kRows + r] = row_max[hr];
+      ml[warp * kRows + r] = row_sum[hr];
+    }
+  }
+  __syncthreads();
+  const int64_t base = (static_cast<int64_t>(split) * p.batch + b) * p.heads_q + hk * group;
+  for (int idx = tid; idx < group * D; idx += kThreads) {
+    const int r = idx / D, d = idx % D;
+    float m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, mm[w * kRows + r]);
+    float l = 0.f, acc = 0.f;
+    if (m > -INFINITY) {
+      for (int w = 0; w < kWarps; ++w) {
+        const float scale = exp2f(mm[w * kRows + r] - m);  // a warp without keys: 0
+        l += ml[w * kRows + r] * scale;
+        acc += mo[(w * kRows + r) * D + d] * scale;
+      }
+    }
+    p.o_accum[(base + r) * D + d] = l > 0.f ? acc / l : 0.f;
+    if (d == 0) p.lse_accum[base + r] = l > 0.f ? (m + log2f(l)) * detail::kLn2 : -INFINITY;
   }
 }
 
@@ -144,9 +225,14 @@ __global__ void decode_combine_kernel(const DecodeParams p) {
 
 template <class T, int D>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
+  const size_t smem = DecodeSmem<T, D>::bytes;
+  cudaError_t err =
+      cudaFuncSetAttribute(decode_split_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(smem));
+  if (err != cudaSuccess) return err;
   const dim3 grid(p.num_splits, p.batch, p.heads_kv);
-  GRPO_LAUNCH(grid, kThreads, 0, stream, decode_split_kernel<T, D>)(p);
-  cudaError_t err = cudaGetLastError();
+  GRPO_LAUNCH(grid, kThreads, smem, stream, decode_split_kernel<T, D>)(p);
+  err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   GRPO_LAUNCH(p.batch * p.heads_q, D, 0, stream, decode_combine_kernel<T, D>)(p);
   return cudaGetLastError();

@@ -39,7 +39,7 @@ struct AttentionFwdParams {
   int64_t k_batch_stride = 0, k_row_stride = 0, k_head_stride = 0;
   const void* v = nullptr;  // (B, Lk, Hkv, D)
   int64_t v_batch_stride = 0, v_row_stride = 0, v_head_stride = 0;
-  void* o = nullptr;  // (B, Lq, Hq, D) in dtype
+  void* o = nullptr;  // (B, Lq, Hq, D) in dtype, rows 16-byte aligned
   int64_t o_batch_stride = 0, o_row_stride = 0, o_head_stride = 0;
   // (B, Hq, Lq) fp32 natural-log sum-exp of the scaled scores. Packed: index
   // h * lse_head_stride + cu_seqlens_q[b] + i; padded: b * lse_batch_stride + h * ... + i.

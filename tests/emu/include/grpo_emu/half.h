@@ -37,25 +37,7 @@ inline float __half2float(__half h) {
   return static_cast<float>(v);
 }
 
-namespace grpo_emu {
-
-// Conversions through float for the emulated headers (WMMA fragments, cuBLAS's operands).
-inline float to_float(float v) { return v; }
-inline float to_float(__half v) { return __half2float(v); }
-inline float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T>
-T from_float(float v);
-template <>
-inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-inline __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-}  // namespace grpo_emu
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.bits; }
+inline unsigned short __half_as_ushort(__half h) { return h.bits; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16{u}; }
+inline __half __ushort_as_half(unsigned short u) { return __half{u}; }

@@ -1,18 +1,21 @@
 // A CUDA device emulated on the CPU, for running kernels/ in tests on a machine without a GPU.
-// kernels/*.cu compile as C++ against the headers in tests/emu/include (cuda_runtime.h, mma.h,
-// cuda_bf16.h, cuda_fp16.h, cublas_v2.h), which route the CUDA built-ins here.
+// kernels/*.cu compile as C++ against the headers in tests/emu/include (cuda_runtime.h,
+// cuda_bf16.h, cuda_fp16.h, cublas_v2.h, grpo_emu/ptx.h for the tensor-core and cp.async
+// instructions), which route the CUDA built-ins here.
 //
 // Execution model: the blocks of a grid run one after another; the threads of a block are fibers
 // on one OS thread, each running until it reaches a barrier (__syncthreads, __syncwarp, a warp
-// shuffle or match) or returns. A barrier releases when every live thread it names has reached it,
-// so missing synchronisation shows up as wrong results (between two barriers the threads run one
-// after another, first-to-last in some blocks and last-to-first in the others, so a thread that
-// reads what another writes without a barrier between sees stale data in one of the two orders
-// whichever thread runs first on a GPU), and a barrier that cannot release (divergent
-// __syncthreads, a shuffle naming an exited lane) is an error that names the kernel's block.
-// Launches check what a GPU checks: block size, grid limits, dynamic shared memory above 48 KiB
-// only after cudaFuncSetAttribute raised the limit. Dynamic shared memory starts as 0xff bytes
-// (NaN as floats) so a kernel that reads shared memory it never wrote is likely to show it.
+// shuffle, match, ldmatrix or mma) or returns. A barrier releases when every live thread it names
+// has reached it. Between two __syncthreads the warps run one after another, each as far as its
+// own warp barriers let it, and between two warp barriers a warp's lanes run one after another;
+// both orders are first-to-last in some blocks and last-to-first in the others. So missing
+// synchronisation shows up as wrong results: a thread that reads what another writes without the
+// barrier between them (__syncthreads across warps, __syncwarp within one) sees stale data in one
+// of the two orders, whichever thread runs first on a GPU. A barrier that cannot release
+// (divergent __syncthreads, a shuffle naming an exited lane) is an error that names the kernel's
+// block. Launches check what a GPU checks: block size, grid limits, dynamic shared memory above
+// 48 KiB only after cudaFuncSetAttribute raised the limit. Dynamic shared memory starts as 0xff
+// bytes (NaN as floats) so a kernel that reads shared memory it never wrote is likely to show it.
 #pragma once
 
 #include <cstddef>
@@ -59,6 +62,8 @@ int lane_id();
 void sync_block();
 // Waits for the live lanes of `mask` in the caller's warp (the caller must be one of them).
 void sync_warp(unsigned mask);
+// __syncwarp itself: also lands this thread's waited-for cp.async copies (grpo_emu/ptx.h).
+void syncwarp_builtin(unsigned mask);
 // Publishes this lane's 8 bytes, waits for `mask`'s lanes, and returns the 32 slots of this
 // exchange (valid until the warp's next exchange).
 const uint64_t* warp_exchange(unsigned mask, uint64_t value);
@@ -136,7 +141,7 @@ T from_bits(uint64_t bits) {
 #define gridDim (::grpo_emu::grid_dim())
 
 inline void __syncthreads() { grpo_emu::sync_block(); }
-inline void __syncwarp(unsigned mask = 0xffffffffu) { grpo_emu::sync_warp(mask); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { grpo_emu::syncwarp_builtin(mask); }
 
 template <class T>
 T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32) {
