@@ -7,6 +7,7 @@
 // kernel converts dQ to the input dtype.
 #include <cmath>
 
+#include "attention_tiles.cuh"
 #include "common.cuh"
 #include "grpo/kernels/attention.h"
 
@@ -14,9 +15,7 @@ namespace grpo::kernels {
 namespace {
 
 using detail::async_tile;
-using detail::ldmatrix_x4;
 using detail::ldmatrix_x4_trans;
-using detail::mma_16816;
 using detail::pack2;
 
 constexpr int kBM = 64, kBN = 64, kWarps = 4, kThreads = kWarps * 32;
@@ -98,7 +97,7 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
   const SeqBounds sb = seq_bounds(f, b);
   if (n0 >= sb.len_k) return;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int g = lane / 4, t = lane % 4, j8 = lane / 8, r8 = lane % 8;
+  const int g = lane / 4, t = lane % 4;
   const int r0 = warp * 16;  // this warp's keys (rows of the key tile) and, for dQ, queries
   const int group = f.heads_q / f.heads_kv;
   const int offset = sb.len_k - sb.len_q;
@@ -147,22 +146,11 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
 
       // S^T = K Q^T for this warp's 16 keys against the 64 queries, then P^T = exp(scale * S^T -
       // lse) under the mask (0 elsewhere; a query past the sequence has lse +inf), kept rounded
-      // to T as the A fragments of dV += P^T dO (two score n-tiles make one 16-query chunk).
-      uint32_t pt[kBM / 8][2], dst[kBM / 8][2];
+      // to T as the A fragments of dV += P^T dO.
+      uint32_t pt[kBM / 16][4], dst[kBM / 16][4];
       {
         float acc[kBM / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          uint32_t ka[4];
-          ldmatrix_x4(ka, sK + (r0 + (j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
-#pragma unroll
-          for (int np = 0; np < kBM / 16; ++np) {
-            uint32_t bq[4];
-            ldmatrix_x4(bq, sQ + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
-            mma_16816<T>(acc[2 * np], ka, bq[0], bq[1]);
-            mma_16816<T>(acc[2 * np + 1], ka, bq[2], bq[3]);
-          }
-        }
+        detail::mma_abt_smem<T, D, kBM>(acc, sK, r0, sQ, kLd, lane);
 #pragma unroll
         for (int nt = 0; nt < kBM / 8; ++nt) {
 #pragma unroll
@@ -171,79 +159,54 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_kernel(const Attention
             const bool ok = j >= key_start && j < key_end && j <= offset + i;
             acc[nt][e] = ok ? exp2f(acc[nt][e] * scale_log2 - sLse[c]) : 0.f;
           }
-          pt[nt][0] = pack2<T>(acc[nt][0], acc[nt][1]);
-          pt[nt][1] = pack2<T>(acc[nt][2], acc[nt][3]);
         }
+        detail::to_a_fragments<T, kBM>(pt, acc);
       }
       // dP^T = V dO^T, then dS^T = P^T * (dP^T - delta) with P^T as rounded above (as a
-      // T-precision softmax backward has it), also staged in shared memory for dQ.
+      // T-precision softmax backward has it), also staged in shared memory for dQ. Score n-tile
+      // nt's rows g and g + 8 are A fragment nt / 2's registers 2 (nt % 2) and 2 (nt % 2) + 1.
       {
         float acc[kBM / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          uint32_t va[4];
-          ldmatrix_x4(va, sV + (r0 + (j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
-#pragma unroll
-          for (int np = 0; np < kBM / 16; ++np) {
-            uint32_t bo[4];
-            ldmatrix_x4(bo, sdO + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
-            mma_16816<T>(acc[2 * np], va, bo[0], bo[1]);
-            mma_16816<T>(acc[2 * np + 1], va, bo[2], bo[3]);
-          }
-        }
+        detail::mma_abt_smem<T, D, kBM>(acc, sV, r0, sdO, kLd, lane);
 #pragma unroll
         for (int nt = 0; nt < kBM / 8; ++nt) {
 #pragma unroll
           for (int hr = 0; hr < 2; ++hr) {
             float p0, p1;
-            detail::unpack2<T>(pt[nt][hr], p0, p1);
+            detail::unpack2<T>(pt[nt / 2][2 * (nt % 2) + hr], p0, p1);
             const int c = nt * 8 + 2 * t;
-            dst[nt][hr] = pack2<T>(p0 * (acc[nt][2 * hr] - sDelta[c]),
-                                   p1 * (acc[nt][2 * hr + 1] - sDelta[c + 1]));
-            *reinterpret_cast<uint32_t*>(sdS + (r0 + g + 8 * hr) * kLdS + c) = dst[nt][hr];
+            acc[nt][2 * hr] = p0 * (acc[nt][2 * hr] - sDelta[c]);
+            acc[nt][2 * hr + 1] = p1 * (acc[nt][2 * hr + 1] - sDelta[c + 1]);
+          }
+        }
+        detail::to_a_fragments<T, kBM>(dst, acc);
+#pragma unroll
+        for (int nt = 0; nt < kBM / 8; ++nt) {
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            *reinterpret_cast<uint32_t*>(sdS + (r0 + g + 8 * hr) * kLdS + nt * 8 + 2 * t) =
+                dst[nt / 2][2 * (nt % 2) + hr];
           }
         }
       }
 
-      // dV += P^T dO and dK += dS^T Q: dO and Q rows (queries) read transposed are the B
-      // fragments.
-#pragma unroll
-      for (int kc = 0; kc < kBM / 16; ++kc) {
-        const uint32_t pa[4] = {pt[2 * kc][0], pt[2 * kc][1], pt[2 * kc + 1][0], pt[2 * kc + 1][1]};
-        const uint32_t dsa[4] = {dst[2 * kc][0], dst[2 * kc][1], dst[2 * kc + 1][0],
-                                 dst[2 * kc + 1][1]};
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t bo[4], bq[4];
-          ldmatrix_x4_trans(bo, sdO + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
-          ldmatrix_x4_trans(bq, sQ + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
-          mma_16816<T>(dv[2 * dp], pa, bo[0], bo[1]);
-          mma_16816<T>(dv[2 * dp + 1], pa, bo[2], bo[3]);
-          mma_16816<T>(dk[2 * dp], dsa, bq[0], bq[1]);
-          mma_16816<T>(dk[2 * dp + 1], dsa, bq[2], bq[3]);
-        }
-      }
+      // dV += P^T dO and dK += dS^T Q.
+      detail::mma_ab<T, D, kBM>(dv, pt, sdO, kLd, lane);
+      detail::mma_ab<T, D, kBM>(dk, dst, sQ, kLd, lane);
       __syncthreads();  // all of dS^T is in shared memory
 
-      // dQ (this warp's 16 queries x D) = dS K, 64 columns at a time: dS^T read transposed gives
-      // the A fragments, K rows (keys) read transposed the B fragments.
+      // dQ (this warp's 16 queries x D) = dS K, 64 columns at a time: the A fragments come from
+      // dS^T read transposed (its rows are keys), K rows are B.
       const int rows = min(kBM, sb.len_q - m0);
+      uint32_t dsa[kBN / 16][4];
+#pragma unroll
+      for (int kc = 0; kc < kBN / 16; ++kc) {
+        ldmatrix_x4_trans(dsa[kc], detail::bt_rows(sdS, kLdS, kc * 16, r0, lane));
+      }
 #pragma unroll
       for (int dc = 0; dc < D / 64; ++dc) {
         float dq[8][4] = {};
-#pragma unroll
-        for (int kc = 0; kc < kBN / 16; ++kc) {
-          uint32_t a[4];
-          ldmatrix_x4_trans(a, sdS + (kc * 16 + (j8 / 2) * 8 + r8) * kLdS + r0 + (j8 % 2) * 8);
-#pragma unroll
-          for (int dp = 0; dp < 4; ++dp) {
-            uint32_t bk[4];
-            ldmatrix_x4_trans(
-                bk, sK + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dc * 64 + dp * 16 + (j8 / 2) * 8);
-            mma_16816<T>(dq[2 * dp], a, bk[0], bk[1]);
-            mma_16816<T>(dq[2 * dp + 1], a, bk[2], bk[3]);
-          }
-        }
+        detail::mma_ab<T, 64, kBN>(dq, dsa, sK + dc * 64, kLd, lane);
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
           const int r = r0 + g + 8 * hr;

@@ -5,6 +5,7 @@
 // memory and loaded with cp.async, so the next tile's load runs under this tile's products.
 #include <cmath>
 
+#include "attention_tiles.cuh"
 #include "common.cuh"
 #include "grpo/kernels/attention.h"
 
@@ -14,9 +15,6 @@ namespace {
 using detail::async_tile;
 using detail::cp_async_commit;
 using detail::cp_async_wait;
-using detail::ldmatrix_x4;
-using detail::ldmatrix_x4_trans;
-using detail::mma_16816;
 using detail::pack2;
 
 constexpr int kBM = 64, kBN = 64, kWarps = 4, kThreads = kWarps * 32;
@@ -119,26 +117,11 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const Attention
                        p.k_row_stride, kBN, sb.len_k - n1, tid, kThreads);
       cp_async_commit();
     }
-    const int j8 = lane / 8, r8 = lane % 8;  // ldmatrix: which matrix and row this lane addresses
-    if (it == 0) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        ldmatrix_x4(qa[kk], sQ + (r0 + (j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
-      }
-    }
+    if (it == 0) detail::load_a_strip<T, D>(qa, sQ, kLd, r0, lane);
 
-    // S (16 x 64) = Q K^T: B fragments are K rows (keys) read as 8x8 matrices.
+    // S (16 x 64) = Q K^T.
     float s[kBN / 8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int np = 0; np < kBN / 16; ++np) {
-        uint32_t bk[4];
-        ldmatrix_x4(bk, tK + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
-        mma_16816<T>(s[2 * np], qa[kk], bk[0], bk[1]);
-        mma_16816<T>(s[2 * np + 1], qa[kk], bk[2], bk[3]);
-      }
-    }
+    detail::mma_abt<T, D, kBN>(s, qa, tK, kLd, lane);
 
     // Scale into the log2 domain and mask, unless every key of the tile is visible to every row
     // of this warp. Rows past the sequence need no mask: their Q rows are 0 and nothing of them
@@ -159,35 +142,7 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const Attention
       }
     }
 
-    // Online softmax: the 4 lanes of a row group hold its 64 scores (16 each).
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hr], s[nt][2 * hr + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[hr], mx);
-      const float m_use = m_new == -INFINITY ? 0.f : m_new;  // no key yet: keep p = 0
-      const float alpha = exp2f(row_max[hr] - m_use);        // old max -inf: 0 (all sums are 0)
-      row_max[hr] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float pr = exp2f(s[nt][2 * hr + c] - m_use);
-          s[nt][2 * hr + c] = pr;
-          sum += pr;
-        }
-      }
-      row_sum[hr] = row_sum[hr] * alpha + sum;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        o[dt][2 * hr] *= alpha;
-        o[dt][2 * hr + 1] *= alpha;
-      }
-    }
+    detail::online_softmax<D, kBN>(s, row_max, row_sum, o);
 
     if (more) {
       cp_async_wait<1>();  // V(it) landed; K(it + 1) may still be in flight
@@ -202,34 +157,18 @@ __global__ void __launch_bounds__(kThreads) attention_fwd_kernel(const Attention
       cp_async_commit();
     }
 
-    // O (16 x D) += P V: the accumulators of two adjacent score n-tiles are the A fragment of
-    // one 16-key chunk; V rows (keys) read transposed give the B fragments.
-#pragma unroll
-    for (int kc = 0; kc < kBN / 16; ++kc) {
-      const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]),
-                              pack2<T>(s[2 * kc][2], s[2 * kc][3]),
-                              pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                              pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t bv[4];
-        ldmatrix_x4_trans(bv, tV + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
-        mma_16816<T>(o[2 * dp], pa, bv[0], bv[1]);
-        mma_16816<T>(o[2 * dp + 1], pa, bv[2], bv[3]);
-      }
-    }
+    // O (16 x D) += P V.
+    uint32_t pa[kBN / 16][4];
+    detail::to_a_fragments<T, kBN>(pa, s);
+    detail::mma_ab<T, D, kBN>(o, pa, tV, kLd, lane);
   }
 
   // Epilogue: O / l staged through this warp's rows of sQ (only this warp reads them, and every
   // copy into sQ landed before the first tile's barrier), then written 16 bytes at a time;
   // lse = ln(sum exp(scale * s)) (+inf for a row that saw no key).
-  float inv[2];
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 1);
-    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 2);
-    inv[hr] = row_sum[hr] > 0.f ? 1.f / row_sum[hr] : 0.f;
-  }
+  detail::reduce_row_sums(row_sum);
+  const float inv[2] = {row_sum[0] > 0.f ? 1.f / row_sum[0] : 0.f,
+                        row_sum[1] > 0.f ? 1.f / row_sum[1] : 0.f};
   __syncwarp();  // every lane's ldmatrix of sQ is done
 #pragma unroll
   for (int dt = 0; dt < D / 8; ++dt) {

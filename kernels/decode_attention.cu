@@ -9,16 +9,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention_tiles.cuh"
 #include "common.cuh"
 #include "grpo/kernels/attention.h"
 
 namespace grpo::kernels {
 namespace {
-
-using detail::ldmatrix_x4;
-using detail::ldmatrix_x4_trans;
-using detail::mma_16816;
-using detail::pack2;
 
 constexpr int kWarps = 4, kThreads = kWarps * 32;
 constexpr int kChunk = 32;  // keys per warp step
@@ -50,7 +46,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
   const int split = blockIdx.x, b = blockIdx.y, hk = blockIdx.z;
   const int group = p.heads_q / p.heads_kv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int g = lane / 4, t = lane % 4, j8 = lane / 8, r8 = lane % 8;
+  const int g = lane / 4, t = lane % 4;
   int len = p.seqlens_k ? p.seqlens_k[b] : p.seqlen_k;
   if (p.key_end) len = min(len, p.key_end[b]);
   const int key_start = p.key_start ? max(p.key_start[b], 0) : 0;
@@ -76,10 +72,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
   __syncthreads();
 
   uint32_t qa[D / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk) {
-    ldmatrix_x4(qa[kk], sQ + ((j8 % 2) * 8 + r8) * kLd + kk * 16 + (j8 / 2) * 8);
-  }
+  detail::load_a_strip<T, D>(qa, sQ, kLd, 0, lane);
   float o[D / 8][4] = {};
   float row_max[2] = {-INFINITY, -INFINITY};  // heads g and g + 8, log2 domain
   float row_sum[2] = {0.f, 0.f};              // this lane's share
@@ -97,75 +90,25 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     __syncwarp();  // the K chunk is in
 
     float s[kChunk / 8][4] = {};
+    detail::mma_abt<T, D, kChunk>(s, qa, sK, kLd, lane);
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
+    for (int nt = 0; nt < kChunk / 8; ++nt) {
 #pragma unroll
-      for (int np = 0; np < kChunk / 16; ++np) {
-        uint32_t bk[4];
-        ldmatrix_x4(bk, sK + (np * 16 + (j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8);
-        mma_16816<T>(s[2 * np], qa[kk], bk[0], bk[1]);
-        mma_16816<T>(s[2 * np + 1], qa[kk], bk[2], bk[3]);
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = nt * 8 + 2 * t + (e & 1) < valid ? s[nt][e] * scale_log2 : -INFINITY;
       }
     }
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < kChunk / 8; ++nt) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float x = nt * 8 + 2 * t + c < valid ? s[nt][2 * hr + c] * scale_log2 : -INFINITY;
-          s[nt][2 * hr + c] = x;
-          mx = fmaxf(mx, x);
-        }
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[hr], mx);  // finite: the chunk has at least one key
-      const float alpha = exp2f(row_max[hr] - m_new);
-      row_max[hr] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kChunk / 8; ++nt) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float pr = exp2f(s[nt][2 * hr + c] - m_new);
-          s[nt][2 * hr + c] = pr;
-          sum += pr;
-        }
-      }
-      row_sum[hr] = row_sum[hr] * alpha + sum;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        o[dt][2 * hr] *= alpha;
-        o[dt][2 * hr + 1] *= alpha;
-      }
-    }
+    detail::online_softmax<D, kChunk>(s, row_max, row_sum, o);
 
     detail::cp_async_wait<0>();
     __syncwarp();  // the V chunk is in
-#pragma unroll
-    for (int kc = 0; kc < kChunk / 16; ++kc) {
-      const uint32_t pa[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]),
-                              pack2<T>(s[2 * kc][2], s[2 * kc][3]),
-                              pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                              pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t bv[4];
-        ldmatrix_x4_trans(bv, sV + (kc * 16 + (j8 % 2) * 8 + r8) * kLd + dp * 16 + (j8 / 2) * 8);
-        mma_16816<T>(o[2 * dp], pa, bv[0], bv[1]);
-        mma_16816<T>(o[2 * dp + 1], pa, bv[2], bv[3]);
-      }
-    }
+    uint32_t pa[kChunk / 16][4];
+    detail::to_a_fragments<T, kChunk>(pa, s);
+    detail::mma_ab<T, D, kChunk>(o, pa, sV, kLd, lane);
   }
 
   // Merge the warps: each leaves its rows' max, sum and unnormalised output.
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 1);
-    row_sum[hr] += __shfl_xor_sync(0xffffffffu, row_sum[hr], 2);
-  }
+  detail::reduce_row_sums(row_sum);
   __syncthreads();  // every warp is done with its chunks: the K/V area becomes the merge area
   float* mo = reinterpret_cast<float*>(smem + L::merge_o);
   float* mm = reinterpret_cast<float*>(smem + L::merge_ml);
