@@ -149,7 +149,8 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
 
 // Asynchronous 16-byte global -> shared copies (cp.async.cg), committed in groups; wait<N>
 // returns when at most the N most recent groups of this thread are still in flight. Other
-// threads see the data only after their own barrier following the wait.
+// threads see the data only after their own barrier following the wait. Commit and wait are
+// compiler memory barriers too ("memory" clobbers): no shared-memory access moves across them.
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
 #if defined(GRPO_KERNELS_EMULATED)
   grpo_emu::cp_async(smem, gmem, 16);
@@ -164,7 +165,7 @@ __device__ __forceinline__ void cp_async_commit() {
 #if defined(GRPO_KERNELS_EMULATED)
   grpo_emu::cp_async_commit();
 #elif defined(__CUDA_ARCH__)
-  asm volatile("cp.async.commit_group;\n" ::);
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
 #endif
 }
 template <int N>
@@ -172,7 +173,7 @@ __device__ __forceinline__ void cp_async_wait() {
 #if defined(GRPO_KERNELS_EMULATED)
   grpo_emu::cp_async_wait(N);
 #elif defined(__CUDA_ARCH__)
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 #endif
 }
 
