@@ -46,21 +46,27 @@ __device__ __forceinline__ void load_a_strip(uint32_t (&a)[D / 16][4], const T* 
   for (int kk = 0; kk < D / 16; ++kk) ldmatrix_x4(a[kk], a_rows(tile, ld, row0, kk * 16, lane));
 }
 
+// acc (16 x N) += A B^T over one 16-column block kk of the D columns: A's fragment for that block,
+// B the first N rows of a row-major (N x D) tile.
+template <class T, int N>
+__device__ __forceinline__ void mma_abt_block(float (&acc)[N / 8][4], const uint32_t (&a)[4],
+                                              const T* tile, int ld, int kk, int lane) {
+#pragma unroll
+  for (int np = 0; np < N / 16; ++np) {
+    uint32_t b[4];
+    ldmatrix_x4(b, bt_rows(tile, ld, np * 16, kk * 16, lane));
+    mma_16816<T>(acc[2 * np], a, b[0], b[1]);
+    mma_16816<T>(acc[2 * np + 1], a, b[2], b[3]);
+  }
+}
+
 // acc (16 x N) += A B^T, A given as fragments (16 x D), B the first N rows of a row-major
 // (N x D) tile: scores of a strip of queries against N keys.
 template <class T, int D, int N>
 __device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const uint32_t (&a)[D / 16][4],
                                         const T* tile, int ld, int lane) {
 #pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-    for (int np = 0; np < N / 16; ++np) {
-      uint32_t b[4];
-      ldmatrix_x4(b, bt_rows(tile, ld, np * 16, kk * 16, lane));
-      mma_16816<T>(acc[2 * np], a[kk], b[0], b[1]);
-      mma_16816<T>(acc[2 * np + 1], a[kk], b[2], b[3]);
-    }
-  }
+  for (int kk = 0; kk < D / 16; ++kk) mma_abt_block<T, N>(acc, a[kk], tile, ld, kk, lane);
 }
 
 // Like mma_abt with A read from shared memory one 16-column block at a time (rows row0..row0+15
@@ -72,13 +78,7 @@ __device__ __forceinline__ void mma_abt_smem(float (&acc)[N / 8][4], const T* a_
   for (int kk = 0; kk < D / 16; ++kk) {
     uint32_t a[4];
     ldmatrix_x4(a, a_rows(a_tile, ld, row0, kk * 16, lane));
-#pragma unroll
-    for (int np = 0; np < N / 16; ++np) {
-      uint32_t b[4];
-      ldmatrix_x4(b, bt_rows(tile, ld, np * 16, kk * 16, lane));
-      mma_16816<T>(acc[2 * np], a, b[0], b[1]);
-      mma_16816<T>(acc[2 * np + 1], a, b[2], b[3]);
-    }
+    mma_abt_block<T, N>(acc, a, tile, ld, kk, lane);
   }
 }
 

@@ -25,11 +25,11 @@ uint32_t pack(float a, float b) {
   return static_cast<uint32_t>(bf16_bits(a)) | static_cast<uint32_t>(bf16_bits(b)) << 16;
 }
 
-// Runs body once per thread of one block of `threads` threads with `smem` bytes of dynamic
-// shared memory.
-void run_block(int threads, size_t smem, const std::function<void()>& body) {
+// Runs body once per thread of `blocks` blocks of `threads` threads with `smem` bytes of dynamic
+// shared memory each.
+void run_blocks(int blocks, int threads, size_t smem, const std::function<void()>& body) {
   static const int kernel_tag = 0;
-  grpo_emu::run_grid(&kernel_tag, dim3(1), dim3(threads), smem, body);
+  grpo_emu::run_grid(&kernel_tag, dim3(blocks), dim3(threads), smem, body);
 }
 
 // The 16 x 16 matrix M in shared memory, row-major, rows 32 bytes apart.
@@ -46,7 +46,7 @@ __nv_bfloat16* fill_m() {
 
 TEST(EmulatedPtx, LdmatrixGivesTheMmaAFragmentOfARowMajorTile) {
   std::vector<uint32_t> regs(32 * 4);
-  run_block(32, 512, [&] {
+  run_blocks(1, 32, 512, [&] {
     const __nv_bfloat16* s = fill_m();
     const int lane = threadIdx.x, j = lane / 8;
     // Lanes 8j..8j+7 address the rows of matrix j: rows 0-7 / 8-15 (j % 2), columns 0-7 / 8-15.
@@ -76,7 +76,7 @@ TEST(EmulatedPtx, LdmatrixGivesTheMmaAFragmentOfARowMajorTile) {
 
 TEST(EmulatedPtx, LdmatrixTransposedGivesTheBFragmentOfARowMajorKxNTile) {
   std::vector<uint32_t> regs(32 * 4);
-  run_block(32, 512, [&] {
+  run_blocks(1, 32, 512, [&] {
     const __nv_bfloat16* s = fill_m();
     const int lane = threadIdx.x, j = lane / 8;
     uint32_t r[4];
@@ -108,7 +108,7 @@ TEST(EmulatedPtx, MmaFollowsTheFragmentTables) {
   // A = M (16 x 16), B[k][n] = k - n (16 x 8), C[r][n] = r + n; D = A B + C.
   auto b_value = [](int k, int n) { return static_cast<float>(k - n); };
   std::vector<float> d(32 * 4);
-  run_block(32, 16, [&] {
+  run_blocks(1, 32, 16, [&] {
     const int lane = threadIdx.x, g = lane >> 2, t = lane % 4;
     uint32_t a[4];
     for (int reg = 0; reg < 4; ++reg) {
@@ -144,8 +144,7 @@ TEST(EmulatedPtx, CpAsyncLandsAtTheWaitersNextBarrier) {
   // bytes (0xff...). After that __syncwarp, and in another warp after __syncthreads, the copy.
   alignas(16) static const uint32_t src[4] = {7, 8, 9, 10};
   std::vector<uint32_t> early(2), synced(2), other(2);
-  static const int kernel_tag = 0;
-  grpo_emu::run_grid(&kernel_tag, dim3(2), dim3(64), 64, [&] {
+  run_blocks(2, 64, 64, [&] {
     auto* s = reinterpret_cast<uint32_t*>(grpo_emu::dynamic_smem());
     const int tid = threadIdx.x, block = blockIdx.x;
     if (tid == 0) {
@@ -173,8 +172,7 @@ TEST(EmulatedPtx, WarpsRunOneAfterAnotherBetweenBlockBarriers) {
   // last-to-first) exactly one has warp 0 read before warp 1 wrote, however many collectives lie
   // between. After the barrier both see the write.
   std::vector<int> before(2, -1), after(2, -1);
-  static const int kernel_tag = 0;
-  grpo_emu::run_grid(&kernel_tag, dim3(2), dim3(64), 16, [&] {
+  run_blocks(2, 64, 16, [&] {
     auto* s = reinterpret_cast<int*>(grpo_emu::dynamic_smem());
     const int tid = threadIdx.x, block = blockIdx.x;
     if (tid == 0) s[0] = 0;
@@ -192,19 +190,19 @@ TEST(EmulatedPtx, WarpsRunOneAfterAnotherBetweenBlockBarriers) {
 }
 
 TEST(EmulatedPtx, LdmatrixOutsideSharedMemoryOrMisalignedIsAnError) {
-  EXPECT_THROW(run_block(32, 512,
-                         [&] {
-                           uint32_t r[4];
-                           const auto* s = grpo_emu::dynamic_smem();
-                           grpo_emu::ldmatrix(r, 4, s + 8, false);  // 8 bytes in: misaligned
-                         }),
+  EXPECT_THROW(run_blocks(1, 32, 512,
+                          [&] {
+                            uint32_t r[4];
+                            const auto* s = grpo_emu::dynamic_smem();
+                            grpo_emu::ldmatrix(r, 4, s + 8, false);  // 8 bytes in: misaligned
+                          }),
                grpo_emu::EmulationError);
   alignas(16) static const uint16_t global[64] = {};
-  EXPECT_THROW(run_block(32, 512,
-                         [&] {
-                           uint32_t r[4];
-                           grpo_emu::ldmatrix(r, 4, global, false);
-                         }),
+  EXPECT_THROW(run_blocks(1, 32, 512,
+                          [&] {
+                            uint32_t r[4];
+                            grpo_emu::ldmatrix(r, 4, global, false);
+                          }),
                grpo_emu::EmulationError);
 }
 

@@ -72,6 +72,8 @@ unsigned char* dynamic_smem();
 
 // Kernel launches and cuBLAS GEMMs run so far: lets a test tell that a path reached the device.
 uint64_t device_calls();
+// Adds one to device_calls() (the emulated cuBLAS, for each GEMM).
+void count_device_call();
 
 // Records the limit cudaFuncSetAttribute sets for `kernel`.
 void set_max_dynamic_smem(const void* kernel, int bytes);
