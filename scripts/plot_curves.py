@@ -8,13 +8,17 @@ Usage:
 Each argument is a run directory (its metrics.jsonl is read) or a metrics.jsonl file. Panels,
 against the step: reward (reward/mean), accuracy, mean response length (response_length/mean),
 reflection-word frequency (reflection/fraction: the share of completions with a reflection
-word), KL (kl/mean) and entropy (entropy/mean). Runs are overlaid with a legend; a metric a run
-did not log is left out of that panel, and a panel no run logged says so. Metric names are those
+word), KL (kl/mean) and entropy (entropy/mean). A run with a validation: section also gets its
+held-out pass@1 (val/pass@1) in the accuracy panel and its held-out mean length in the length
+panel, dashed. Runs are overlaid with a legend; a metric a run did not log is left out of that
+panel, and a panel no run logged says so. Metric names are those
 of docs/training.md. Needs matplotlib (pip install matplotlib, or the project's .venv).
 
 --summary prints, per run, the means of accuracy, mean response length, reflection-word share,
-entropy and seconds per step over steps 1-5, 1-10, the 10 steps up to every 50th and the last
-10 (the figures docs/recipes.md quotes); it needs no matplotlib, and --out is then optional.
+entropy, seconds per step and held-out pass@1 (val/pass@1, at the steps that validated) over
+steps 1-5, 1-10, the 10 steps up to every 50th and the last 10 (the figures docs/recipes.md
+quotes), and the step-0 validation when there is one; it needs no matplotlib, and --out is then
+optional.
 """
 import argparse
 import json
@@ -31,6 +35,8 @@ PANELS = [
     ("KL to reference", "per token", ["kl/mean"]),
     ("Entropy", "nats per token", ["entropy/mean"]),
 ]
+# Held-out counterparts drawn dashed in a panel when a run logged them (validation:).
+HELD_OUT = {"Accuracy": "val/pass@1", "Response length": "val/response_length/mean"}
 
 
 def metrics_path(arg):
@@ -83,7 +89,7 @@ def read_metrics(path):
 
 SUMMARY = [("accuracy", "accuracy"), ("length", "response_length/mean"),
            ("reflection", "reflection/fraction"), ("entropy", "entropy/mean"),
-           ("s/step", "time/step")]
+           ("s/step", "time/step"), ("val pass@1", "val/pass@1")]
 
 
 def summary_windows(last):
@@ -101,7 +107,10 @@ def print_summary(label, series):
         return
     print(f"{label}: {len(steps)} steps logged, last {steps[-1]:g}")
     print("  steps    " + "".join(f"{name:>12}" for name, _ in SUMMARY))
-    for lo, hi in summary_windows(int(steps[-1])):
+    windows = summary_windows(int(steps[-1]))
+    if steps[0] == 0:  # the validation before training
+        windows = [(0, 0)] + windows
+    for lo, hi in windows:
         cells = []
         for _, key in SUMMARY:
             vals = [v for s, v in series.get(key, []) if lo <= s <= hi]
@@ -164,9 +173,14 @@ def main(argv=None):
                 continue
             steps = [s for s, _ in series[key]]
             values = smooth([v for _, v in series[key]], args.smooth)
-            ax.plot(steps, values, label=label, marker="o" if len(steps) < 30 else None,
-                    markersize=3)
+            line = ax.plot(steps, values, label=label, marker="o" if len(steps) < 30 else None,
+                           markersize=3)[0]
             drawn.append(key)
+            held = HELD_OUT.get(title)
+            if held in series:
+                ax.plot([s for s, _ in series[held]], [v for _, v in series[held]], "--",
+                        color=line.get_color(), marker="s", markersize=3,
+                        label=f"{label} held-out ({held})")
         ax.set_title(title if not drawn else f"{title} ({drawn[0]})", fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)

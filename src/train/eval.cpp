@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -164,6 +165,45 @@ nlohmann::json EvalSummary::to_json() const {
   return j;
 }
 
+size_t pass_reward_entry(const reward::RewardPipeline& pipeline, const std::string& pass_reward) {
+  const auto& entries = pipeline.entries();
+  std::string names;
+  for (size_t f = 0; f < entries.size(); ++f) {
+    const bool named = pass_reward.empty() ? reward::is_correctness_reward(entries[f].name)
+                                           : entries[f].name == pass_reward;
+    if (named) return f;
+    names += (names.empty() ? "" : ", ") + entries[f].name;
+  }
+  GRPO_CHECK_KIND(usage, false,
+                  pass_reward.empty()
+                      ? "no correctness reward (math_boxed, countdown or code_tests) among: "
+                      : "the pass reward '" + pass_reward + "' is not among: ",
+                  names);
+  return 0;  // not reached
+}
+
+std::vector<double> EvalSummary::sums() const {
+  std::vector<double> out{static_cast<double>(items_), cons_hits_, reward_sum_, length_sum_,
+                          truncated_};
+  for (const auto& [k, sum] : pass_sums_) out.push_back(sum);
+  out.insert(out.end(), component_sums_.begin(), component_sums_.end());
+  return out;
+}
+
+void EvalSummary::set_sums(const std::vector<double>& sums) {
+  GRPO_CHECK(sums.size() == 5 + pass_sums_.size() + component_sums_.size(), "set_sums: got ",
+             sums.size(), " values for ", pass_sums_.size(), " pass@k and ", component_sums_.size(),
+             " rewards");
+  items_ = static_cast<int64_t>(std::llround(sums[0]));
+  cons_hits_ = sums[1];
+  reward_sum_ = sums[2];
+  length_sum_ = sums[3];
+  truncated_ = sums[4];
+  size_t i = 5;
+  for (auto& [k, sum] : pass_sums_) sum = sums[i++];
+  for (auto& c : component_sums_) c = sums[i++];
+}
+
 Evaluator::Evaluator(model::CausalLM model, const text::Tokenizer& tokenizer,
                      const text::PromptTemplate& prompt_template,
                      const reward::RewardPipeline& pipeline, EvalOptions options)
@@ -176,23 +216,11 @@ Evaluator::Evaluator(model::CausalLM model, const text::Tokenizer& tokenizer,
                   options_.n);
   GRPO_CHECK_KIND(usage, options_.items_per_batch >= 1, "items per batch must be >= 1, got ",
                   options_.items_per_batch);
+  pass_entry_ = pass_reward_entry(pipeline_, options_.pass_reward);
   const auto& entries = pipeline_.entries();
-  std::optional<size_t> pass;
-  for (size_t f = 0; f < entries.size(); ++f) {
-    const bool named = options_.pass_reward.empty() ? reward::is_correctness_reward(entries[f].name)
-                                                    : entries[f].name == options_.pass_reward;
-    if (!pass && named) pass = f;
-    if (!math_entry_ && dynamic_cast<const reward::MathBoxedReward*>(entries[f].function.get()))
-      math_entry_ = f;
+  for (size_t f = 0; f < entries.size() && !math_entry_; ++f) {
+    if (dynamic_cast<const reward::MathBoxedReward*>(entries[f].function.get())) math_entry_ = f;
   }
-  std::string names;
-  for (const auto& e : entries) names += (names.empty() ? "" : ", ") + e.name;
-  GRPO_CHECK_KIND(usage, pass.has_value(),
-                  options_.pass_reward.empty()
-                      ? "no correctness reward (math_boxed, countdown or code_tests) among: "
-                      : "the pass reward '" + options_.pass_reward + "' is not among: ",
-                  names);
-  pass_entry_ = *pass;
 }
 
 EvalItemResult Evaluator::score_item(std::vector<EvalSample> samples) const {
@@ -241,7 +269,8 @@ EvalSummary Evaluator::run(
       prompts.push_back(tokenizer_.encode(rendered.back()));
     }
     rollout::SamplingParams params = options_.sampling;
-    params.first_prompt_index = static_cast<int64_t>(begin);  // item i draws the same numbers
+    // Item i draws the same numbers whatever the batching.
+    params.first_prompt_index = options_.sampling.first_prompt_index + static_cast<int64_t>(begin);
     const auto rollouts = engine.generate(prompts, options_.n, params);
 
     std::vector<reward::Sample> samples;
@@ -266,6 +295,7 @@ EvalSummary Evaluator::run(
       summary.add(result);
       if (on_item) on_item(items[i], result);
     }
+    if (!options_.log_progress) continue;
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log::info("eval: ", end, "/", items.size(), " items, pass@1 ", summary.pass_at(1), ", ",

@@ -32,6 +32,7 @@
 #include "grpo/train/shared_prompts.h"
 #include "grpo/train/stop_signal.h"
 #include "grpo/train/train_batch.h"
+#include "grpo/train/validation.h"
 
 namespace grpo::train {
 namespace {
@@ -71,6 +72,7 @@ struct Run {
   at::ScalarType autocast_dtype = at::kFloat;  // trainer.autocast; kFloat: off
   bool reference_reset = false;                // the reference is no longer the initial policy
   std::unique_ptr<DataParallel> dp;            // identity for one process (docs/distributed.md)
+  std::unique_ptr<Validator> validator;        // the `validation:` section, when it has items
 
   explicit Run(const config::Config& c) : config(c) {}
 };
@@ -199,6 +201,10 @@ void setup(Run& run, const TrainOptions& options) {
   run.prompt_template = std::make_unique<text::PromptTemplate>(tc);
   run.dataset = std::make_unique<data::PromptDataset>(c.data);
   run.rewards = std::make_unique<reward::RewardPipeline>(c.reward, options.reward_threads);
+  if (c.validation.enabled()) {
+    run.validator =
+        std::make_unique<Validator>(c, *run.tokenizer, *run.prompt_template, *run.rewards, *run.dp);
+  }
 
   run.policy = model::build_model(c.model, run.tokenizer->vocab_size());
   if (c.algorithm.beta > 0) {
@@ -223,6 +229,12 @@ std::vector<std::vector<int32_t>> encode_prompts(Run& run,
                " tokens, more than data.max_prompt_tokens = ", run.config.data.max_prompt_tokens);
   }
   return ids;
+}
+
+// Held-out validation of the current policy after `steps_done` steps into `m`.
+void validate(Run& run, int64_t steps_done, const std::string& run_dir, metrics::StepMetrics& m) {
+  auto amp = autocast(run);
+  run.validator->run(run.policy, steps_done, run_dir, m);
 }
 
 // One step's samples: the groups that train, and everything generated (for metrics).
@@ -454,6 +466,11 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   };
 
   int64_t step = summary.first_step;
+  if (run.validator && step == 0 && config.validation.before_train) {
+    metrics::StepMetrics m(0);
+    validate(run, 0, options.run_dir, m);
+    if (sinks) sinks->write_record(m);
+  }
   for (; step < config.trainer.steps; ++step) {
     const auto step_start = Clock::now();
     metrics::StepMetrics m(step + 1);
@@ -532,13 +549,16 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     m.set("memory/peak_rss_mb", peak_rss_mb());
     m.set("time/step", step_seconds);
     run.dp->reduce_metrics(m);
+    const bool last = step + 1 == config.trainer.steps;
+    if (run.validator && run.validator->due(step + 1, last)) {
+      validate(run, step + 1, options.run_dir, m);
+    }
     if (sinks) sinks->write(m);
     if (sinks && !s.rollouts.empty()) {
       sinks->write_samples(
           sample_records(run, step + 1, s.rollouts, s.rendered, s.scores, advantages.advantages));
     }
 
-    const bool last = step + 1 == config.trainer.steps;
     run.dp->periodic_check(step + 1, run.params);
     const bool stopping = run.dp->any(stop != nullptr && stop->requested(), "stop signal");
     const bool periodic = config.checkpoint.every > 0 && (step + 1) % config.checkpoint.every == 0;

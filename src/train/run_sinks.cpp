@@ -23,9 +23,13 @@ RunSinks::RunSinks(const std::string& run_dir, const config::LoggingConfig& logg
 }
 
 void RunSinks::write(const metrics::StepMetrics& metrics) {
+  write_record(metrics);
+  progress_.update(metrics);
+}
+
+void RunSinks::write_record(const metrics::StepMetrics& metrics) {
   metrics_.write(metrics);
   if (events_) events_->write(metrics);
-  progress_.update(metrics);
 }
 
 void RunSinks::write_samples(const std::vector<metrics::SampleRecord>& samples) {

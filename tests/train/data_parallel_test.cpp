@@ -140,6 +140,13 @@ std::vector<nlohmann::json> metrics(const fs::path& run) {
   return out;
 }
 
+std::vector<std::string> read_lines(const fs::path& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
 }  // namespace
 
 TEST_F(DataParallelTrain, TwoRanksEqualOneRankOnTheWholeBatchAndResume) {
@@ -177,6 +184,47 @@ TEST_F(DataParallelTrain, TwoRanksEqualOneRankOnTheWholeBatchAndResume) {
   const auto m3 = metrics(dir_ / "resumed");
   ASSERT_EQ(m3.size(), 2u);
   EXPECT_EQ(m3[1]["reward/mean"], m2[1]["reward/mean"]);
+}
+
+// Validation over two ranks (each samples a contiguous share of the items with the seeds one
+// process would use, and the sums are added) gives the figures and samples of one process. 7
+// items: the shares are unequal (3 and 4).
+TEST_F(DataParallelTrain, ValidationOverTwoRanksEqualsOneProcess) {
+  InDir in(dir_);
+  const std::string val =
+      "--set trainer.steps=1 --set validation.files=[arith.jsonl] --set validation.max_items=7 "
+      "--set validation.n=2 --set validation.pass_reward=external";
+  auto one = train("", "val_one", val);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = train("launch --nproc-per-node 2 --", "val_two", val);
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto m1 = metrics(dir_ / "val_one"), m2 = metrics(dir_ / "val_two");
+  ASSERT_EQ(m1.size(), 2u);  // step 0 (before training) and step 1 (the last)
+  ASSERT_EQ(m2.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    int figures = 0;
+    for (const auto& [key, value] : m1[i].items()) {
+      if (key.rfind("val/", 0) != 0) continue;
+      ++figures;
+      ASSERT_TRUE(m2[i].contains(key)) << key;
+      EXPECT_NEAR(m2[i].at(key).get<double>(), value.get<double>(), 1e-12) << key;
+    }
+    EXPECT_GE(figures, 6) << "step " << i;
+  }
+  // The external reward (length % 7 >= 1) passes some samples and fails others.
+  EXPECT_GT(m1[0].at("val/pass@1").get<double>(), 0.0);
+  EXPECT_LT(m1[0].at("val/pass@1").get<double>(), 1.0);
+  // Each rank wrote its share of the per-item results; together they are one process's.
+  for (const char* step : {"step_000000", "step_000001"}) {
+    auto whole = read_lines(dir_ / "val_one/validation" / (std::string(step) + ".jsonl"));
+    auto first = read_lines(dir_ / "val_two/validation" / (std::string(step) + ".rank0.jsonl"));
+    const auto second =
+        read_lines(dir_ / "val_two/validation" / (std::string(step) + ".rank1.jsonl"));
+    EXPECT_EQ(first.size(), 3u);
+    EXPECT_EQ(second.size(), 4u);
+    first.insert(first.end(), second.begin(), second.end());
+    EXPECT_EQ(first, whole) << step;
+  }
 }
 
 // A rank that dies mid-run (SIGKILL, no launcher to clean up): the other one's next collective

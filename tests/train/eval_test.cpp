@@ -81,26 +81,26 @@ TEST(PassAtK, ReportedKs) {
   EXPECT_EQ(gt::pass_ks(64), (std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64}));
 }
 
-TEST(EvalSummary, MeansOverItems) {
-  // Two items of n = 4 with 1 and 4 correct; the second item's vote is right.
-  gt::EvalSummary s(4, {"math_boxed", "format_think_answer"}, /*has_vote=*/true);
-  for (int item = 0; item < 2; ++item) {
-    gt::EvalItemResult r;
-    for (int g = 0; g < 4; ++g) {
-      gt::EvalSample x;
-      x.correct = item == 1 || g == 0;
-      x.tokens = 10 * (g + 1);
-      x.finish_reason =
-          g == 3 ? grpo::rollout::FinishReason::length : grpo::rollout::FinishReason::eos;
-      x.score.components = {x.correct ? 1.0 : 0.0, 0.5};
-      x.score.reward = x.score.components[0] + 0.1 * 0.5;
-      r.correct += x.correct;
-      r.samples.push_back(x);
-    }
-    r.vote_correct = item == 1;
-    s.add(r);
+namespace {
+// Item `item` of the hand-made pair below: n = 4 samples, 1 correct (item 0) or 4 (item 1).
+gt::EvalItemResult hand_item(int item) {
+  gt::EvalItemResult r;
+  for (int g = 0; g < 4; ++g) {
+    gt::EvalSample x;
+    x.correct = item == 1 || g == 0;
+    x.tokens = 10 * (g + 1);
+    x.finish_reason =
+        g == 3 ? grpo::rollout::FinishReason::length : grpo::rollout::FinishReason::eos;
+    x.score.components = {x.correct ? 1.0 : 0.0, 0.5};
+    x.score.reward = x.score.components[0] + 0.1 * 0.5;
+    r.correct += x.correct;
+    r.samples.push_back(x);
   }
-  const auto j = s.to_json();
+  r.vote_correct = item == 1;  // the second item's vote is right
+  return r;
+}
+
+void expect_hand_figures(const nlohmann::json& j) {
   EXPECT_EQ(j.at("items"), 2);
   EXPECT_DOUBLE_EQ(j.at("pass@1").get<double>(), (0.25 + 1.0) / 2);
   EXPECT_DOUBLE_EQ(j.at("pass@2").get<double>(), (0.5 + 1.0) / 2);
@@ -111,7 +111,33 @@ TEST(EvalSummary, MeansOverItems) {
   EXPECT_NEAR(j.at("reward/mean").get<double>(), 5.0 / 8.0 + 0.05, 1e-12);
   EXPECT_DOUBLE_EQ(j.at("response_length/mean").get<double>(), 25.0);
   EXPECT_DOUBLE_EQ(j.at("truncated_fraction").get<double>(), 0.25);
+}
+}  // namespace
+
+TEST(EvalSummary, MeansOverItems) {
+  gt::EvalSummary s(4, {"math_boxed", "format_think_answer"}, /*has_vote=*/true);
+  s.add(hand_item(0));
+  s.add(hand_item(1));
+  expect_hand_figures(s.to_json());
   EXPECT_FALSE(gt::EvalSummary(4, {}, /*has_vote=*/false).to_json().contains("cons@4"));
+}
+
+// Two processes' summaries (one item each) add up, through their sums, to the figures of one
+// summary over both items (how data-parallel validation combines its shares).
+TEST(EvalSummary, SumsOfSharesAddUpToTheWhole) {
+  const std::vector<std::string> names = {"math_boxed", "format_think_answer"};
+  gt::EvalSummary a(4, names, true), b(4, names, true);
+  a.add(hand_item(0));
+  b.add(hand_item(1));
+  auto sums = a.sums();
+  const auto other = b.sums();
+  ASSERT_EQ(sums.size(), other.size());
+  for (size_t i = 0; i < sums.size(); ++i) sums[i] += other[i];
+  gt::EvalSummary whole(4, names, true);
+  whole.set_sums(sums);
+  expect_hand_figures(whole.to_json());
+  EXPECT_EQ(whole.items(), 2);
+  EXPECT_THROW(whole.set_sums({1.0, 2.0}), grpo::Error);  // another summary's shape
 }
 
 TEST(GoldAnswer, BenchmarkShapes) {

@@ -193,6 +193,90 @@ TEST_F(GrpoTrain, ResumeFromACheckpointEndsBitIdentical) {
   }
 }
 
+// Held-out validation (validation:): its figures and per-item results are those of `grpo eval`
+// on the checkpoint of the same step with the same sampling settings, and it leaves training
+// alone (the training metrics equal a run without it).
+TEST_F(GrpoTrain, ValidationEqualsGrpoEvalOfTheCheckpointAndLeavesTrainingAlone) {
+  const auto data = root_ / "arithmetic.jsonl";
+  const auto plain = root_ / "val_off", validated = root_ / "val_on";
+  // A large learning rate, so that the samples of step 0 and step 4 differ.
+  const std::string lr = " --set trainer.lr=0.02 ";
+  ASSERT_EQ(run_cli(run_args(plain, 4, lr)).exit_code, 0);
+  const auto r =
+      run_cli(run_args(validated, 4,
+                       lr + "--set validation.files=[" + shell_quote(data.string()) +
+                           "] --set validation.max_items=12 --set validation.n=3"
+                           " --set validation.every=2 --set validation.max_new_tokens=24"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  // Validation before training (step 0) and every 2 steps.
+  const auto off = read_jsonl(plain / "metrics.jsonl");
+  const auto on = read_jsonl(validated / "metrics.jsonl");
+  ASSERT_EQ(off.size(), 4u);
+  ASSERT_EQ(on.size(), 5u);
+  EXPECT_EQ(on[0].at("step").get<int>(), 0);
+  EXPECT_FALSE(on[0].contains("reward/mean"));  // no training figures at step 0
+  for (int step = 0; step <= 4; ++step) {
+    const auto& m = on[static_cast<size_t>(step)];
+    EXPECT_EQ(m.contains("val/pass@1"), step % 2 == 0) << "step " << step;
+  }
+  for (size_t i = 0; i < off.size(); ++i) {
+    for (const auto& [key, value] : off[i].items()) {
+      if (key.rfind("time/", 0) == 0 || key.rfind("throughput/", 0) == 0 ||
+          key.rfind("memory/", 0) == 0) {
+        continue;
+      }
+      EXPECT_EQ(on[i + 1].at(key), value) << "step " << i + 1 << " " << key;
+    }
+  }
+
+  // grpo eval on the step-4 checkpoint with validation's settings (temperature 0.6 and top-p
+  // 0.95 are both verbs' defaults; the config gives the rewards, fields and template).
+  const auto policy = policy_weights(validated, 4).parent_path();
+  const auto items = root_ / "val_eval_items.jsonl", summary = root_ / "val_eval_summary.json";
+  const auto e = run_cli(
+      "--log-level warn eval --model " + shell_quote(policy.string()) + " --data " +
+      shell_quote(data.string()) + " --config " + shell_quote((root_ / "tiny.yaml").string()) +
+      " --n 3 --limit 12 --max-new-tokens 24 --seed 0 --output " + shell_quote(items.string()) +
+      " --summary " + shell_quote(summary.string()));
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto figures = nlohmann::json::parse(slurp(summary));
+  for (const char* key : {"pass@1", "pass@2", "pass@3", "cons@3", "reward/mean",
+                          "reward/math_boxed/mean", "response_length/mean", "truncated_fraction"}) {
+    ASSERT_TRUE(figures.contains(key)) << key;
+    EXPECT_EQ(on[4].at(std::string("val/") + key), figures.at(key)) << key;
+  }
+  const auto expected = read_jsonl(items);
+  const auto got = read_jsonl(validated / "validation" / "step_000004.jsonl");
+  ASSERT_EQ(expected.size(), 12u);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected[i]) << "item " << i;
+  EXPECT_TRUE(fs::exists(validated / "validation" / "step_000002.jsonl"));
+  // The policy moved between validations: step 0's samples are not step 4's.
+  EXPECT_NE(read_jsonl(validated / "validation" / "step_000000.jsonl"), got);
+}
+
+TEST_F(GrpoTrain, BadValidationSettingsFailBeforeTraining) {
+  const std::string files =
+      " --set validation.files=[" + shell_quote((root_ / "arithmetic.jsonl").string()) + "]";
+  const auto no_reward = root_ / "val_bad_reward";
+  auto r = run_cli(run_args(no_reward, 2, files + " --set validation.pass_reward=countdown"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("'countdown' is not among: math_boxed, format_think_answer"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(no_reward / "metrics.jsonl"));
+
+  // A prompt over data.max_prompt_tokens names the validation file and line at setup.
+  const auto long_prompt = root_ / "val_long_prompt";
+  r = run_cli(run_args(long_prompt, 2, files + " --set data.max_prompt_tokens=3"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("validation: " + (root_ / "arithmetic.jsonl").string() + ":1:"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(long_prompt / "metrics.jsonl"));
+}
+
 // Starts `grpo <args>` (shell words) in the background; returns its pid.
 pid_t spawn_cli(const std::string& args) {
   const std::string command = "exec " + std::string(GRPO_CLI_PATH) + " " + args + " 2>/dev/null";

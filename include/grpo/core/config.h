@@ -16,6 +16,7 @@
 #include "grpo/core/config/sft.h"
 #include "grpo/core/config/tokenizer.h"
 #include "grpo/core/config/trainer.h"
+#include "grpo/core/config/validation.h"
 #include "grpo/core/config_bind.h"
 #include "grpo/core/config_node.h"
 
@@ -33,6 +34,7 @@ struct Config {
   LoggingConfig logging;
   CheckpointConfig checkpoint;
   SftConfig sft;
+  ValidationConfig validation;
 
   template <class V>
   void visit(V& v) {
@@ -47,6 +49,7 @@ struct Config {
     v("logging", logging);
     v("checkpoint", checkpoint);
     v("sft", sft);
+    v("validation", validation);
   }
   void check(Checker& c) const {
     c.require(algorithm.overlong_buffer < rollout.max_new_tokens, "algorithm",

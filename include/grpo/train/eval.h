@@ -64,7 +64,13 @@ struct EvalOptions {
   // The reward whose score >= 1 marks a sample correct; "": the first of math_boxed, countdown,
   // code_tests in the pipeline.
   std::string pass_reward;
+  bool log_progress = true;  // a log line per batch of items
 };
+
+// Index in `pipeline`'s entries of the reward that marks a sample correct: the entry named
+// `pass_reward`, or for "" the first correctness reward (math_boxed, countdown, code_tests).
+// Throws a usage error naming the pipeline's rewards when there is none.
+size_t pass_reward_entry(const reward::RewardPipeline& pipeline, const std::string& pass_reward);
 
 struct EvalSample {
   std::string completion;
@@ -93,6 +99,10 @@ class EvalSummary {
   // {"items", "n", "pass@1", "pass@2", ..., "cons@n" (with a vote), "reward/mean",
   //  "reward/<name>/mean", "response_length/mean", "truncated_fraction"}
   nlohmann::json to_json() const;
+  // The running sums behind the figures (items, pass@k, cons, rewards, lengths), so that the
+  // summaries of several processes add up: set_sums(element-wise sum of every sums()).
+  std::vector<double> sums() const;
+  void set_sums(const std::vector<double>& sums);
 
  private:
   int64_t n_;
@@ -130,6 +140,8 @@ class Evaluator {
 
   // Samples, scores and summarises every item; `on_item` sees each item's result in order as
   // its batch finishes (to stream the per-item JSONL).
+  // Item i (0-based in `items`) draws the random numbers of prompt index
+  // options.sampling.first_prompt_index + i: a shard of a larger set passes its offset.
   EvalSummary run(const std::vector<EvalItem>& items,
                   const std::function<void(const EvalItem&, const EvalItemResult&)>& on_item);
 

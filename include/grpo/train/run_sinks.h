@@ -25,6 +25,9 @@ class RunSinks {
 
   // metrics.jsonl, the event file (when logging.tensorboard) and the console.
   void write(const metrics::StepMetrics& metrics);
+  // The same except the console line: a record that is not a training step (the validation
+  // before the first step, step 0).
+  void write_record(const metrics::StepMetrics& metrics);
   // samples.jsonl (nothing when logging.samples_per_step is 0).
   void write_samples(const std::vector<metrics::SampleRecord>& samples);
   // Ends the console's in-place line (before the final log messages).

@@ -1,0 +1,118 @@
+// Held-out validation during training: the items once at setup, then the Evaluator of
+// `grpo eval` on this rank's share at the steps the `validation:` section names.
+#include "grpo/train/validation.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "grpo/core/error.h"
+#include "grpo/core/jsonl.h"
+#include "grpo/core/log.h"
+#include "grpo/data/prompt_dataset.h"
+#include "grpo/rollout/engine.h"
+
+namespace grpo::train {
+
+Validator::Validator(const config::Config& config, const text::Tokenizer& tokenizer,
+                     const text::PromptTemplate& prompt_template,
+                     const reward::RewardPipeline& pipeline, DataParallel& dp)
+    : config_(config),
+      tokenizer_(tokenizer),
+      template_(prompt_template),
+      pipeline_(pipeline),
+      dp_(dp) {
+  const auto& v = config.validation;
+  GRPO_CHECK_KIND(config, v.enabled(),
+                  "validation: neither files nor synthetic is set: nothing to validate on");
+  pass_reward_entry(pipeline, v.pass_reward);  // throws naming the pipeline's rewards
+  // The files and tasks load as prompt datasets do (same field names, errors naming file:line).
+  config::DataConfig data = config.data;
+  data.train_files = v.files;
+  data.synthetic = v.synthetic;
+  data.shuffle = false;
+  const data::PromptDataset dataset(data);
+  total_items_ = dataset.size();
+  if (v.max_items > 0) total_items_ = std::min<size_t>(total_items_, v.max_items);
+  for (size_t i = 0; i < total_items_; ++i) {
+    const auto& r = dataset.record(i);
+    const size_t tokens = tokenizer.encode(prompt_template.render(r.prompt)).size();
+    GRPO_CHECK_KIND(config, static_cast<int64_t>(tokens) <= config.data.max_prompt_tokens,
+                    "validation: ", r.source_file, ":", r.source_line, ": the rendered prompt has ",
+                    tokens,
+                    " tokens, more than data.max_prompt_tokens = ", config.data.max_prompt_tokens);
+  }
+  // Contiguous shares: rank r takes [r N / W, (r + 1) N / W).
+  const auto n = static_cast<int64_t>(total_items_);
+  const int64_t world = dp.world_size(), rank = dp.rank();
+  shard_begin_ = rank * n / world;
+  const int64_t shard_end = (rank + 1) * n / world;
+  for (int64_t i = shard_begin_; i < shard_end; ++i) {
+    const auto& r = dataset.record(static_cast<size_t>(i));
+    EvalItem item;
+    item.index = static_cast<size_t>(i);
+    item.prompt = r.prompt;
+    item.answer = r.answer;
+    item.tests = r.tests;
+    shard_.push_back(std::move(item));
+  }
+  log::info("validation: ", total_items_, " items x ", v.n, " samples",
+            v.every > 0 ? " every " + std::to_string(v.every) + " steps" : std::string(),
+            v.before_train ? ", before training" : "", " and after the last step");
+}
+
+bool Validator::due(int64_t steps_done, bool last) const {
+  const int every = config_.validation.every;
+  return last || (every > 0 && steps_done % every == 0);
+}
+
+void Validator::run(model::CausalLM policy, int64_t steps_done, const std::string& run_dir,
+                    metrics::StepMetrics& m) {
+  const auto& v = config_.validation;
+  const auto start = std::chrono::steady_clock::now();
+  EvalOptions options;
+  options.n = v.n;
+  options.sampling = rollout::sampling_params_from(config_.rollout, static_cast<uint64_t>(v.seed));
+  options.sampling.temperature = v.temperature;
+  options.sampling.top_p = v.top_p;
+  if (v.max_new_tokens > 0) options.sampling.max_new_tokens = v.max_new_tokens;
+  options.sampling.first_prompt_index = shard_begin_;  // as one process would sample them
+  options.engine = rollout::engine_options_from(config_.rollout);
+  options.pass_reward = v.pass_reward;
+  options.log_progress = false;
+  Evaluator evaluator(std::move(policy), tokenizer_, template_, pipeline_, options);
+
+  std::string records;
+  auto on_item = [&](const EvalItem& item, const EvalItemResult& result) {
+    if (v.save_items) records += evaluator.item_json(item, result).dump() + "\n";
+  };
+  EvalSummary summary = evaluator.run(shard_, on_item);
+  summary.set_sums(dp_.sum(summary.sums(), "validation sums"));
+  if (v.save_items) {
+    const std::filesystem::path dir = std::filesystem::path(run_dir) / "validation";
+    std::filesystem::create_directories(dir);
+    char name[64];
+    if (dp_.world_size() == 1) {
+      std::snprintf(name, sizeof name, "step_%06lld.jsonl", static_cast<long long>(steps_done));
+    } else {
+      std::snprintf(name, sizeof name, "step_%06lld.rank%d.jsonl",
+                    static_cast<long long>(steps_done), dp_.rank());
+    }
+    jsonl::AtomicWriter out((dir / name).string());
+    out.write(records);
+    out.commit();
+  }
+  const auto figures = summary.to_json();
+  for (const auto& [key, value] : figures.items()) {
+    if (key == "items" || key == "n" || !value.is_number()) continue;
+    m.set("val/" + key, value.get<double>());
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.set("time/validation", seconds);
+  log::info("validation after step ", steps_done, ": pass@1 ", summary.pass_at(1), " over ",
+            summary.items(), " items x ", v.n, ", mean length ",
+            figures.value("response_length/mean", 0.0), " tokens (", seconds, " s)");
+}
+
+}  // namespace grpo::train
