@@ -14,47 +14,14 @@
 #include "grpo/core/error.h"
 #include "grpo/core/log.h"
 #include "grpo/core/safetensors.h"
+#include "grpo/model/lora.h"
+#include "model_files.h"
 
 namespace grpo::model {
 namespace fs = std::filesystem;
 namespace st = grpo::safetensors;
 
 namespace {
-
-at::ScalarType from_file_dtype(st::DType d) {
-  switch (d) {
-    case st::DType::f32:
-      return at::kFloat;
-    case st::DType::f16:
-      return at::kHalf;
-    case st::DType::bf16:
-      return at::kBFloat16;
-    case st::DType::i64:
-      return at::kLong;
-    case st::DType::i32:
-      return at::kInt;
-    case st::DType::i8:
-      return at::kChar;
-    case st::DType::u8:
-      return at::kByte;
-    case st::DType::boolean:
-      return at::kBool;
-  }
-  return at::kFloat;
-}
-
-st::DType to_file_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return st::DType::f32;
-    case at::kHalf:
-      return st::DType::f16;
-    case at::kBFloat16:
-      return st::DType::bf16;
-    default:
-      GRPO_FAIL("cannot save parameters of dtype ", c10::toString(t));
-  }
-}
 
 std::string join(const std::vector<std::string>& names, size_t limit = 20) {
   std::ostringstream out;
@@ -145,8 +112,23 @@ void save_hf(CausalLM& model, const std::string& dir, const std::string& tokeniz
   std::vector<at::Tensor> keep;  // contiguous CPU copies that the TensorData point into
   std::vector<st::TensorData> tensors;
   at::ScalarType dtype = at::kFloat;
+  // LoRA: each adapted projection's weight is written merged (W + scale B A), the adapters not
+  // at all, so the folder is the plain model the adapted one computes.
+  std::map<std::string, const LinearImpl*> adapted;
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    const auto* l = item.value()->as<LinearImpl>();
+    if (l != nullptr && l->has_lora()) adapted[item.key() + ".weight"] = l;
+  }
   for (const auto& item : model->named_parameters(/*recurse=*/true)) {
-    const at::Tensor t = item.value().detach().to(at::kCPU).contiguous();
+    const std::string& name = item.key();
+    if (name.size() > 7 && (name.compare(name.size() - 7, 7, ".lora_A") == 0 ||
+                            name.compare(name.size() - 7, 7, ".lora_B") == 0)) {
+      continue;
+    }
+    const auto merged = adapted.find(name);
+    const at::Tensor value =
+        merged != adapted.end() ? merged->second->merged_weight() : item.value();
+    const at::Tensor t = value.detach().to(at::kCPU).contiguous();
     dtype = t.scalar_type();
     keep.push_back(t);
     tensors.push_back({item.key(), to_file_dtype(t.scalar_type()), t.sizes().vec(), t.data_ptr(),
@@ -216,10 +198,16 @@ CausalLM build_model(const config::ModelConfig& c, int64_t vocab_size) {
                   "model.init is sft but model.path is empty: the base model's SFT stage has not "
                   "run (grpo train and grpo sft run it first)");
   const ops::KernelPolicy kernels = kernel_policy(c.kernels);
-  if (c.init != config::ModelInit::random) return load_hf(c.path, dtype, kernels);
-  ModelArch arch = arch_from_config(c.architecture, vocab_size);
-  arch.kernels = kernels;
-  return random_model(arch, static_cast<uint64_t>(c.seed), dtype);
+  CausalLM model{nullptr};
+  if (c.init != config::ModelInit::random) {
+    model = load_hf(c.path, dtype, kernels);
+  } else {
+    ModelArch arch = arch_from_config(c.architecture, vocab_size);
+    arch.kernels = kernels;
+    model = random_model(arch, static_cast<uint64_t>(c.seed), dtype);
+  }
+  if (c.lora.rank > 0) attach_lora(model, lora_spec(c.lora, static_cast<uint64_t>(c.seed)));
+  return model;
 }
 
 ParamCount count_parameters(const ModelArch& a) {

@@ -45,7 +45,18 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   if (with_bias) bias = register_parameter("bias", torch::empty({out}));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  at::Tensor y = at::linear(x, weight, bias);
+  if (has_lora() && lora_enabled) y = y + at::linear(at::linear(x, lora_a), lora_b) * lora_scale;
+  return y;
+}
+
+at::Tensor LinearImpl::merged_weight() const {
+  if (!has_lora()) return weight;
+  // In fp32 whatever the dtype, rounded once at the end.
+  const at::Tensor delta = at::mm(lora_b.to(at::kFloat), lora_a.to(at::kFloat)) * lora_scale;
+  return (weight.to(at::kFloat) + delta).to(weight.scalar_type());
+}
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim) {
   weight = register_parameter("weight", torch::empty({vocab, dim}));
@@ -71,7 +82,8 @@ MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate, bool bias, const std::str
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   if (c10::InferenceMode::is_enabled() && x.device().is_cpu() && !gate_->bias.defined() &&
-      !up_->bias.defined() && !down_->bias.defined()) {
+      !up_->bias.defined() && !down_->bias.defined() && !gate_->has_lora() && !up_->has_lora() &&
+      !down_->has_lora()) {
     // Inference on the CPU (the rollout engine): the same products with the weights on the
     // left, W (out, in) x^T (in, rows). OpenBLAS runs this layout faster than x W^T, whose
     // transposed weight it repacks on every call (decode MLP of the benchmark model, 32 rows:

@@ -244,6 +244,10 @@ std::string CheckpointManager::save(const TrainerState& state, const CheckpointW
     fs::create_directories(tmp / kReferenceDir);
     writers.reference((tmp / kReferenceDir).string());
   }
+  if (writers.adapter) {
+    fs::create_directories(tmp / kAdapterDir);
+    writers.adapter((tmp / kAdapterDir).string());
+  }
   write_file(tmp / kTrainerStateFile, trainer_state_to_json(state));
   fsync_tree(tmp);
 

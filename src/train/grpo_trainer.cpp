@@ -17,6 +17,7 @@
 #include "grpo/core/log.h"
 #include "grpo/data/prompt_dataset.h"
 #include "grpo/model/checkpoint.h"
+#include "grpo/model/lora.h"
 #include "grpo/reward/pipeline.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/text/template.h"
@@ -27,6 +28,7 @@
 #include "grpo/train/device.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
+#include "grpo/train/policy_io.h"
 #include "grpo/train/rollout_metrics.h"
 #include "grpo/train/run_sinks.h"
 #include "grpo/train/shared_prompts.h"
@@ -61,7 +63,7 @@ struct Run {
   std::string tokenizer_dir;
   std::unique_ptr<text::PromptTemplate> prompt_template;
   model::CausalLM policy{nullptr};
-  model::CausalLM reference{nullptr};
+  model::CausalLM reference{nullptr};  // a frozen copy; with LoRA the policy's adapters go off
   std::unique_ptr<data::PromptDataset> dataset;
   std::unique_ptr<reward::RewardPipeline> rewards;
   std::unique_ptr<rollout::RolloutEngine> engine;
@@ -207,7 +209,7 @@ void setup(Run& run, const TrainOptions& options) {
   }
 
   run.policy = model::build_model(c.model, run.tokenizer->vocab_size());
-  if (c.algorithm.beta > 0) {
+  if (c.algorithm.beta > 0 && c.model.lora.rank == 0) {
     // The frozen reference is the initial policy: rebuilt from the same weights or seed.
     run.reference = model::build_model(c.model, run.tokenizer->vocab_size());
     for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
@@ -400,8 +402,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
   if (resume) {
     const auto kernels = model::kernel_policy(config.model.kernels);
-    run.policy = model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
-                                model::to_scalar_type(config.model.dtype), kernels);
+    run.policy = load_checkpoint_policy(run.policy, config.model, resume->dir);
     const fs::path reference_dir = fs::path(resume->dir) / kReferenceDir;
     if (run.reference && fs::exists(reference_dir)) {
       run.reference = model::load_hf(reference_dir.string(),
@@ -432,7 +433,13 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       rollout::logprob_temperature(rollout::sampling_params_from(config.rollout, 0));
 
   const auto counts = model::count_parameters(run.policy->arch());
-  log::info("training ", counts.total, " parameters on ", run.device.str(), ": ",
+  int64_t trainable = 0;
+  for (const auto& p : run.params) trainable += p.second.numel();
+  const std::string lora = config.model.lora.rank > 0
+                               ? " (LoRA rank " + std::to_string(config.model.lora.rank) + ": " +
+                                     std::to_string(trainable) + " trainable)"
+                               : "";
+  log::info("training ", counts.total, " parameters", lora, " on ", run.device.str(), ": ",
             config.trainer.steps, " steps x ", config.trainer.prompts_per_step,
             " prompts x G=", config.rollout.n, " (", run.plan.minibatches_per_step,
             " optimizer step(s) per step)");
@@ -453,9 +460,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     state.extra = {{"nonfinite_consecutive", guard.consecutive()},
                    {"nonfinite_total", guard.total_skipped()}};
     CheckpointWriters writers;
-    writers.policy = [&](const std::string& dir) {
-      model::save_hf(run.policy, dir, run.tokenizer_dir);
-    };
+    set_policy_writers(writers, run.policy, config.model, run.tokenizer_dir);
     writers.optimizer = [&](const std::string& path) { save_optimizer(*run.optimizer, path); };
     if (run.reference_reset) {
       writers.reference = [&](const std::string& dir) {
@@ -526,6 +531,10 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       if (run.reference) {
         metrics::PhaseTimer timer(m, "ref");
         batch.ref_logprobs = frozen_logprobs(run, run.reference, batch);
+      } else if (config.algorithm.beta > 0) {  // LoRA: the reference is the base model
+        metrics::PhaseTimer timer(m, "ref");
+        model::LoraDisabled base(run.policy);
+        batch.ref_logprobs = frozen_logprobs(run, run.policy, batch);
       }
       metrics::PhaseTimer timer(m, "update");
       update(run, batch, step, guard, m);

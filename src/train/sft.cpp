@@ -19,6 +19,7 @@
 #include "grpo/train/device.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
+#include "grpo/train/policy_io.h"
 #include "grpo/train/run_sinks.h"
 #include "grpo/train/stop_signal.h"
 #include "grpo/train/train_batch.h"
@@ -266,9 +267,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   auto policy = model::build_model(c.model, tokenizer->vocab_size());
   const auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
   if (resume) {
-    policy =
-        model::load_hf((fs::path(resume->dir) / kPolicyDir).string(),
-                       model::to_scalar_type(c.model.dtype), model::kernel_policy(c.model.kernels));
+    policy = load_checkpoint_policy(policy, c.model, resume->dir);
     summary.first_step = resume->state.step;
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
@@ -309,7 +308,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
                    {"nonfinite_total", guard.total_skipped()},
                    {kCompleteKey, steps_done == schedule.steps}};
     CheckpointWriters writers;
-    writers.policy = [&](const std::string& dir) { model::save_hf(policy, dir, tokenizer_dir); };
+    set_policy_writers(writers, policy, c.model, tokenizer_dir);
     writers.optimizer = [&](const std::string& path) { save_optimizer(*optimizer, path); };
     summary.last_checkpoint = checkpoints.save(state, writers);
   };

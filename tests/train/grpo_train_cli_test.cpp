@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 
 #include "../support/jsonl.h"
 #include "../support/run_cli.h"
+#include "grpo/core/safetensors.h"
 
 namespace fs = std::filesystem;
 using grpo::testing::read_jsonl;
@@ -275,6 +277,67 @@ TEST_F(GrpoTrain, BadValidationSettingsFailBeforeTraining) {
             std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(long_prompt / "metrics.jsonl"));
+}
+
+// LoRA (model.lora): only the adapters train (every other tensor of the merged policy folders
+// stays what it was), the reference is the base (KL exactly 0 while the adapters are fresh),
+// checkpoints hold PEFT adapter folders, and a resumed run ends bit-identical.
+TEST_F(GrpoTrain, LoraTrainsOnlyTheAdaptersAndResumesBitIdentical) {
+  const std::string lora =
+      " --set model.lora.rank=4 --set model.lora.target_modules=[q_proj,v_proj,down_proj]"
+      " --set trainer.lr=0.02 ";
+  const auto full = root_ / "lora_full";
+  auto r = run_cli(run_args(full, 4, lora));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto adapter = full / "checkpoints" / "step_000004" / "adapter";
+  ASSERT_TRUE(fs::exists(adapter / "adapter_model.safetensors"));
+  const auto config = nlohmann::json::parse(slurp(adapter / "adapter_config.json"));
+  EXPECT_EQ(config.at("peft_type"), "LORA");
+  EXPECT_EQ(config.at("r"), 4);
+  EXPECT_EQ(config.at("target_modules"), nlohmann::json({"down_proj", "q_proj", "v_proj"}));
+  // 2 layers x 3 projections x (A, B).
+  EXPECT_EQ(
+      grpo::safetensors::File((adapter / "adapter_model.safetensors").string()).tensors().size(),
+      12u);
+
+  // The merged policy folders of steps 2 and 4: only the adapted projections differ.
+  const grpo::safetensors::File a(policy_weights(full, 2).string()),
+      b(policy_weights(full, 4).string());
+  int changed = 0, same = 0;
+  for (const auto& info : a.tensors()) {
+    const auto& other = b.at(info.name);
+    ASSERT_EQ(info.nbytes(), other.nbytes()) << info.name;
+    const bool equal = std::memcmp(a.data(info), b.data(other), info.nbytes()) == 0;
+    const bool adapted = info.name.find("q_proj.weight") != std::string::npos ||
+                         info.name.find("v_proj.weight") != std::string::npos ||
+                         info.name.find("down_proj.weight") != std::string::npos;
+    EXPECT_EQ(equal, !adapted) << info.name;
+    (equal ? same : changed) += 1;
+  }
+  EXPECT_EQ(changed, 6);
+  EXPECT_GT(same, 10);
+
+  const auto m = read_jsonl(full / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[0].at("kl/mean").get<double>(), 0.0);  // fresh adapters: the policy is the base
+  EXPECT_GT(m[3].at("kl/mean").get<double>(), 0.0);
+
+  // Resume from the step-2 checkpoint: the same adapters and merged weights at step 4.
+  const auto resumed = root_ / "lora_resumed";
+  fs::create_directories(resumed / "checkpoints");
+  fs::copy(full / "checkpoints" / "step_000002", resumed / "checkpoints" / "step_000002",
+           fs::copy_options::recursive);
+  r = run_cli(run_args(resumed, 4, lora + "--resume auto"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(slurp(policy_weights(resumed, 4)), slurp(policy_weights(full, 4)));
+  EXPECT_EQ(
+      slurp(resumed / "checkpoints" / "step_000004" / "adapter" / "adapter_model.safetensors"),
+      slurp(adapter / "adapter_model.safetensors"));
+
+  // The base never moves, so a reference reset has nothing to copy: refused before starting.
+  r = run_cli(run_args(root_ / "lora_reset", 2, lora + "--set algorithm.ref_reset_every=1"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("ref_reset_every"), std::string::npos) << r.err;
 }
 
 // Starts `grpo <args>` (shell words) in the background; returns its pid.

@@ -58,6 +58,9 @@ struct Config {
                   std::to_string(rollout.max_new_tokens) + ")");
     c.require(trainer.autocast == Autocast::none || model.dtype == DType::float32, "trainer",
               "autocast keeps float32 master weights: it needs model.dtype: float32");
+    c.require(model.lora.rank == 0 || algorithm.ref_reset_every == 0, "algorithm",
+              "ref_reset_every needs full fine-tuning: with model.lora the reference is the base "
+              "model (the policy with its adapters off), which does not move");
   }
 };
 

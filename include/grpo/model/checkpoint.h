@@ -24,6 +24,7 @@ CausalLM load_hf(const std::string& dir, at::ScalarType dtype,
 
 // Writes config.json and model.safetensors (or shards + index above max_shard_bytes) into dir,
 // in the model's dtype, and copies the tokenizer files found in tokenizer_dir (if not empty).
+// LoRA-adapted projections are written merged (lora.h).
 void save_hf(CausalLM& model, const std::string& dir, const std::string& tokenizer_dir = "",
              size_t max_shard_bytes = size_t{5} << 30);
 
@@ -31,7 +32,8 @@ void save_hf(CausalLM& model, const std::string& dir, const std::string& tokeniz
 // embeddings, ones for norms, zeros for biases; identical for the same arch and seed.
 CausalLM random_model(const ModelArch& arch, uint64_t seed, at::ScalarType dtype);
 
-// The `model:` config section: pretrained from `path`, or random from `architecture` + `seed`.
+// The `model:` config section: pretrained from `path`, or random from `architecture` + `seed`,
+// with LoRA adapters attached when model.lora.rank > 0 (A drawn from `seed`; lora.h).
 // vocab_size is the tokenizer's (used when architecture.vocab_size is 0).
 CausalLM build_model(const config::ModelConfig& config, int64_t vocab_size);
 

@@ -86,6 +86,15 @@ class LinearImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);  // (..., in) -> (..., out)
   at::Tensor weight;                        // (out, in)
   at::Tensor bias;                          // (out) or undefined
+
+  // A LoRA adapter (grpo/model/lora.h): forward adds lora_scale (x A^T) B^T while enabled.
+  at::Tensor lora_a;  // (rank, in), the parameter "lora_A"; undefined without an adapter
+  at::Tensor lora_b;  // (out, rank), "lora_B"
+  double lora_scale = 0.0;
+  bool lora_enabled = true;
+  bool has_lora() const { return lora_a.defined(); }
+  // W + lora_scale B A: the weight of the equivalent plain projection (W without an adapter).
+  at::Tensor merged_weight() const;
 };
 TORCH_MODULE(Linear);
 

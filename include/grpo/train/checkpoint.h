@@ -19,6 +19,8 @@ inline constexpr const char* kPolicyDir = "policy";
 inline constexpr const char* kOptimizerFile = "optimizer.pt";
 // Only when the reference model is no longer the initial policy (algorithm.ref_reset_every).
 inline constexpr const char* kReferenceDir = "reference";
+// Only with LoRA (model.lora): the adapters in PEFT's layout; policy/ holds the merged weights.
+inline constexpr const char* kAdapterDir = "adapter";
 inline constexpr const char* kTrainerStateFile = "trainer_state.json";
 
 // Everything besides weights and optimizer moments that a resumed run needs to continue
@@ -57,6 +59,7 @@ struct CheckpointWriters {
   std::function<void(const std::string& policy_dir)> policy;
   std::function<void(const std::string& optimizer_path)> optimizer;
   std::function<void(const std::string& reference_dir)> reference;
+  std::function<void(const std::string& adapter_dir)> adapter;
 };
 
 struct CheckpointInfo {

@@ -1,6 +1,7 @@
 // `model:` section: which weights to train (an HF folder, or a model built from scratch).
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +89,39 @@ struct ModelArchitecture {
   }
 };
 
+// LoRA adapters (docs/training.md, "LoRA"): each target projection y = x W^T + b becomes
+// y + (alpha / rank) (x A^T) B^T with A (rank, in) drawn at random and B (out, rank) zero, and
+// only A and B train. rank 0: off (full fine-tuning).
+struct LoraConfig {
+  int rank = 0;
+  double alpha = 16.0;
+  std::vector<std::string> target_modules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
+
+  static const std::vector<std::string>& known_targets() {
+    static const std::vector<std::string> k{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                            "gate_proj", "up_proj", "down_proj"};
+    return k;
+  }
+  template <class V>
+  void visit(V& v) {
+    v("rank", rank, at_least(0));
+    v("alpha", alpha, greater_than(0));
+    v("target_modules", target_modules);
+  }
+  void check(Checker& c) const {
+    const auto& k = known_targets();
+    for (const auto& t : target_modules) {
+      c.require(std::find(k.begin(), k.end(), t) != k.end(), "target_modules",
+                "'" + t +
+                    "' is not a projection LoRA attaches to: q_proj, k_proj, v_proj, o_proj, "
+                    "gate_proj, up_proj, down_proj");
+    }
+    c.require(rank == 0 || !target_modules.empty(), "target_modules",
+              "is empty: with rank > 0, name the projections to adapt");
+  }
+};
+
 struct ModelConfig {
   std::string path;                        // HF folder (config.json + *.safetensors)
   ModelInit init = ModelInit::pretrained;  // random: build `architecture` from `seed`
@@ -98,6 +132,7 @@ struct ModelConfig {
   KernelChoice kernels = KernelChoice::automatic;
   int seed = 0;
   ModelArchitecture architecture;
+  LoraConfig lora;
 
   template <class V>
   void visit(V& v) {
@@ -109,6 +144,7 @@ struct ModelConfig {
     v("kernels", kernels);
     v("seed", seed, at_least(0));
     v("architecture", architecture);
+    v("lora", lora);
   }
   void check(Checker& c) const {
     c.require(init != ModelInit::pretrained || !path.empty(), "path",
