@@ -68,6 +68,7 @@ void run(const BenchTrainOptions& o) {
   if (vocab == 0) vocab = 32000;
   torch::manual_seed(c.trainer.seed);
   model::CausalLM policy = model::build_model(c.model, vocab);
+  policy->set_gradient_checkpointing(c.trainer.gradient_checkpointing);
   policy->to(device);
   policy->train();
   model::CausalLM reference{nullptr};
