@@ -6,6 +6,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -265,6 +266,42 @@ TEST(GradientCheckpointing, NoGradAndInferenceForwardsUnchanged) {
     EXPECT_TRUE(at::equal(ckpt, plain)) << inference;
     EXPECT_FALSE(ckpt.requires_grad());
   }
+}
+
+// The data-parallel reducer starts a bucket's all-reduce from post hooks on the parameters'
+// gradient accumulators (src/dist/gradient_reducer.cpp): every gradient of a recomputed layer
+// must pass through its accumulator, once per backward, not be written into .grad beside it.
+// (The reducer's finish() reduces every bucket anyway: the hooks are what lets them overlap.)
+TEST(GradientCheckpointing, ParameterGradientsPassThroughTheirAccumulators) {
+  auto model = tiny_model("qwen2_moe", at::kDouble);
+  const Inputs in = padded_inputs(40);
+  const at::Tensor w = at::randn({2, 7, 40}, at::kDouble);
+  std::map<std::string, int> calls;
+  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
+  for (const auto& p : model->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    auto accumulator = torch::autograd::impl::grad_accumulator(p.value());
+    const std::string name = p.key();
+    hooks.emplace_back(
+        accumulator,
+        accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+            [&calls, name](const torch::autograd::variable_list& outputs,
+                           const torch::autograd::variable_list& grads) {
+              // The engine runs the accumulator even with no gradient for it.
+              if (!grads.empty() && grads.front().defined()) ++calls[name];
+              return outputs;
+            })));
+  }
+  model->set_gradient_checkpointing(true);
+  weighted_loss(model, in, w).backward();
+  int reached = 0;
+  for (const auto& p : model->named_parameters()) {
+    if (!p.value().requires_grad() || !p.value().grad().defined()) continue;
+    ++reached;
+    EXPECT_EQ(calls[p.key()], 1) << p.key();
+  }
+  EXPECT_GT(reached, 0);
+  for (auto& [accumulator, key] : hooks) accumulator->del_post_hook(key);
 }
 
 // What a training forward leaves allocated for its backward. Ordinary autograd keeps each
