@@ -131,6 +131,9 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto call =
         c10::static_intrusive_pointer_cast<LayerCall>(ctx->saved_data["call"].toCapsule());
+    // A backward with create_graph would need this function's gradients to record autograd too.
+    GRPO_CHECK(!at::GradMode::is_enabled(), "recomputed layer ", call->index,
+               ": activation checkpointing does not support double backward (create_graph)");
     const variable_list saved = ctx->get_saved_variables();
     // The activations cut from the graph before the layer; the parameters as they are, so that
     // autograd::grad reports their gradients (without accumulating them into .grad).

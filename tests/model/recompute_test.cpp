@@ -246,6 +246,19 @@ TEST(GradientCheckpointing, RecomputesUnderTheForwardsAutocast) {
   }
 }
 
+TEST(GradientCheckpointing, DoubleBackwardIsRefused) {
+  auto model = tiny_model("qwen2", at::kDouble, 1);
+  model->set_gradient_checkpointing(true);
+  const Inputs in = padded_inputs(40);
+  const at::Tensor loss = weighted_loss(model, in, at::ones({2, 7, 40}, at::kDouble));
+  try {
+    torch::autograd::grad({loss}, {model->parameters().front()}, {}, true, /*create_graph=*/true);
+    ADD_FAILURE() << "create_graph accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("double backward"), std::string::npos) << e.what();
+  }
+}
+
 TEST(GradientCheckpointing, NoGradAndInferenceForwardsUnchanged) {
   auto model = tiny_model("qwen2", at::kDouble);
   const Inputs in = padded_inputs(40);
