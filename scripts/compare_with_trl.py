@@ -14,7 +14,8 @@ and --set overrides; the fully resolved values (`grpo config show`) are mapped o
 
   rollout.n -> num_generations            trainer.prompts_per_step * n -> generation batch
   trainer.micro_batch_size -> per_device_train_batch_size (gradient accumulation for the rest)
-  trainer.lr/warmup_steps/weight_decay/adam_*/max_grad_norm -> the same TrainingArguments
+  trainer.lr/warmup_steps/weight_decay/adam_*/max_grad_norm/gradient_checkpointing -> the same
+      TrainingArguments
   algorithm.beta/eps_low/eps_high/mu/entropy_coef -> beta/epsilon/epsilon_high/num_iterations/...
   algorithm.loss_aggregation token_mean|seq_mean_token_mean|seq_mean_token_sum_norm
       -> loss_type dapo|grpo|dr_grpo;  std_scaling -> scale_rewards;  ratio_level -> importance_sampling_level
@@ -397,6 +398,7 @@ def run_trl(cfg, model_dir, cfg_path, grpo, out_dir, seed, threads, reward_impl)
         shuffle_dataset=cfg["data"]["shuffle"],
         reward_weights=[f["weight"] for f in cfg["reward"]["functions"]],
         dataloader_num_workers=0, disable_tqdm=True,
+        gradient_checkpointing=tr.get("gradient_checkpointing", False),
     )
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tok)

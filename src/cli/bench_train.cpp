@@ -68,6 +68,7 @@ void run(const BenchTrainOptions& o) {
   if (vocab == 0) vocab = 32000;
   torch::manual_seed(c.trainer.seed);
   model::CausalLM policy = model::build_model(c.model, vocab);
+  policy->set_gradient_checkpointing(c.trainer.gradient_checkpointing);
   policy->to(device);
   policy->train();
   model::CausalLM reference{nullptr};
@@ -167,9 +168,9 @@ void run(const BenchTrainOptions& o) {
               at::get_num_threads());
   std::printf(
       "  batch                 %lld completions x (%d prompt + %d response) tokens, "
-      "micro-batch %lld, beta %g\n",
+      "micro-batch %lld, beta %g, gradient checkpointing %s\n",
       static_cast<long long>(n), o.prompt_len, o.response_len, static_cast<long long>(micro),
-      c.algorithm.beta);
+      c.algorithm.beta, c.trainer.gradient_checkpointing ? "on" : "off");
   std::printf("  prompts               %lld, %d completions each, %s\n",
               static_cast<long long>(n / o.group), o.group,
               shared ? "run once each (trainer.share_prompts)" : "run with every completion");

@@ -144,7 +144,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   return o_proj_(out.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}));
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelArch& a, int64_t layer) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelArch& a, int64_t layer)
+    : layer_(layer), num_layers_(a.num_layers) {
   input_layernorm_ =
       register_module("input_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.kernels));
   self_attn_ = register_module("self_attn", Attention(a, layer));
@@ -232,8 +233,13 @@ ForwardOutput CausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOp
   }
   at::Tensor x = model_->embed_tokens(input_ids);                                // (B, T, H)
   const auto [cos, sin] = ops::rope_cos_sin(rope_, positions, x.scalar_type());  // (B, T, D)
+  // The KV cache is inference only: a forward through it never recomputes.
+  const bool recompute =
+      gradient_checkpointing_ && at::GradMode::is_enabled() && o.cache == nullptr;
   for (const auto& layer : *model_->layers) {
-    x = layer->as<DecoderLayer>()->forward(x, cos, sin, key_mask, o, stats);
+    auto* decoder_layer = layer->as<DecoderLayer>();
+    x = recompute ? decoder_layer->forward_recomputed(x, cos, sin, key_mask, o, stats)
+                  : decoder_layer->forward(x, cos, sin, key_mask, o, stats);
   }
   if (o.cache != nullptr) o.cache->advance(t);
   ForwardOutput out;

@@ -415,6 +415,9 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
   run.dp->check_resume_step(summary.first_step);
+  // The update's forwards record autograd; rollout and log-prob forwards do not, and never
+  // recompute.
+  run.policy->set_gradient_checkpointing(config.trainer.gradient_checkpointing);
   run.policy->to(run.device);
   if (run.reference) run.reference->to(run.device);
   run.params = trainable_parameters(*run.policy);

@@ -271,6 +271,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     summary.first_step = resume->state.step;
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
+  policy->set_gradient_checkpointing(c.trainer.gradient_checkpointing);
   policy->to(device);
   policy->train();
   const auto params = trainable_parameters(*policy);

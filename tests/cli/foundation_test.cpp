@@ -51,8 +51,8 @@ TEST(Cli, BenchCpuOpsPrintsEveryRowAndRejectsBadHeads) {
 }
 
 // `grpo bench train` on a tiny random model: groups of completions share their prompt (run once
-// each) unless trainer.share_prompts is off; a group that does not divide the batch is a usage
-// error naming --group.
+// each) unless trainer.share_prompts is off; trainer.gradient_checkpointing runs and says so; a
+// group that does not divide the batch is a usage error naming --group.
 TEST(Cli, BenchTrainSharesPromptsOfAGroup) {
   const std::string config = temp_file("bench_train.yaml", R"(model:
   init: random
@@ -74,6 +74,9 @@ trainer: {micro_batch_size: 4, device: cpu}
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("2, 4 completions each, run with every completion"), std::string::npos)
       << r.out;
+  r = run_cli(base + " --group 4 --set trainer.gradient_checkpointing=true");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("beta 0.01, gradient checkpointing on"), std::string::npos) << r.out;
   r = run_cli(base + " --group 3");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--group 3"), std::string::npos) << r.err;

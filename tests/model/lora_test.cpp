@@ -268,3 +268,30 @@ TEST(Lora, RoutedExpertsAreNotAdapted) {
   EXPECT_EQ(shared, 2);
   EXPECT_EQ(n, 3 + 2 + 1);  // q_proj x 3, the shared experts' gate_proj, the dense layer's
 }
+
+// Activation checkpointing (trainer.gradient_checkpointing) recomputes the layers in the
+// backward: the adapters' gradients are those of the ordinary backward.
+TEST(Lora, GradientCheckpointingGivesTheSameAdapterGradients) {
+  const at::Tensor x = ids();
+  const at::Tensor w = at::randn({2, 7, 64}, at::TensorOptions().dtype(at::kDouble));
+  std::vector<at::Tensor> grads[2];
+  for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
+    gm::CausalLM m = tiny(at::kDouble);
+    gm::LoraSpec spec;
+    spec.rank = 2;
+    spec.targets = {"q_proj", "o_proj", "up_proj"};
+    gm::attach_lora(m, spec);
+    randomize_b(m, 4);
+    m->set_gradient_checkpointing(checkpointing == 1);
+    (logits(m, x) * w).sum().backward();
+    for (const auto& p : m->parameters()) {
+      if (p.requires_grad()) grads[checkpointing].push_back(p.grad().clone());
+    }
+  }
+  ASSERT_EQ(grads[0].size(), 2u * 3u * 2u);
+  ASSERT_EQ(grads[1].size(), grads[0].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    EXPECT_LT((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-12) << i;
+    EXPECT_GT(grads[0][i].abs().max().item<double>(), 0.0) << i;
+  }
+}

@@ -227,6 +227,22 @@ TEST_F(DataParallelTrain, ValidationOverTwoRanksEqualsOneProcess) {
   }
 }
 
+// With trainer.gradient_checkpointing the parameters' gradients come out of the recomputed layers'
+// backward; two ranks still step as one rank on the whole batch does. (That the accumulator hooks,
+// which start bucket all-reduces during the backward, see those gradients is checked in
+// tests/model/recompute_test.cpp.)
+TEST_F(DataParallelTrain, TwoRanksWithGradientCheckpointingEqualOneRankWithout) {
+  InDir in(dir_);
+  auto one = train("", "ckpt_one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = train("launch --nproc-per-node 2 --", "ckpt_two",
+                   "--set trainer.gradient_checkpointing=true");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto p1 = policy(dir_ / "ckpt_one/checkpoints/step_000002");
+  EXPECT_GT(max_diff(p1, policy(dir_ / "ckpt_one/checkpoints/step_000001")), 1e-4);
+  EXPECT_LT(max_diff(p1, policy(dir_ / "ckpt_two/checkpoints/step_000002")), 1e-6);
+}
+
 // A rank that dies mid-run (SIGKILL, no launcher to clean up): the other one's next collective
 // fails and it exits 1 with one line naming the collective and its rank, well within the
 // timeout, instead of hanging.

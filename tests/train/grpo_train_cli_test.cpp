@@ -473,6 +473,34 @@ TEST_F(GrpoTrain, SharedPromptsTrainLikeWholeRows) {
   EXPECT_TRUE(moved) << "no step with a gradient in 4 steps";
 }
 
+// trainer.gradient_checkpointing (with shared prompts, whose recorded keys and values come out
+// of recomputed layers) gives ordinary autograd's loss, gradient norm and entropy up to
+// rounding; compared as SharedPromptsTrainLikeWholeRows is.
+TEST_F(GrpoTrain, GradientCheckpointingTrainsLikeOrdinaryAutograd) {
+  std::vector<std::vector<nlohmann::json>> runs;
+  for (const char* on : {"false", "true"}) {
+    const auto run = root_ / (std::string("checkpointing_") + on);
+    const auto r =
+        run_cli(run_args(run, 4, std::string("--set trainer.gradient_checkpointing=") + on));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    runs.push_back(read_jsonl(run / "metrics.jsonl"));
+  }
+  ASSERT_EQ(runs[0].size(), 4u);
+  ASSERT_EQ(runs[1].size(), 4u);
+  bool moved = false;
+  for (size_t step = 0; step < 4 && !moved; ++step) {
+    const auto &plain = runs[0][step], &ckpt = runs[1][step];
+    EXPECT_EQ(ckpt.at("shared_prompts"), plain.at("shared_prompts")) << "step " << step + 1;
+    EXPECT_EQ(ckpt.at("reward/mean"), plain.at("reward/mean")) << "step " << step + 1;
+    for (const char* key : {"loss", "grad_norm", "entropy/mean", "kl/mean"}) {
+      const double a = ckpt.at(key).get<double>(), b = plain.at(key).get<double>();
+      EXPECT_NEAR(a, b, 1e-5 * (1 + std::abs(b))) << key << ", step " << step + 1;
+    }
+    moved = plain.at("grad_norm").get<double>() > 0;
+  }
+  EXPECT_TRUE(moved) << "no step with a gradient in 4 steps";
+}
+
 TEST_F(GrpoTrain, ReferenceResetIsCheckpointedAndResumed) {
   const std::string reset = "--set algorithm.ref_reset_every=2 --set algorithm.beta=0.5";
   const auto full = root_ / "ref_full";

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -92,6 +93,32 @@ TEST_F(Sft, TrainsFromSyntheticDataWithItsOwnTokenizer) {
   const auto gen = run_cli("--log-level warn generate --model " + q(policy) +
                            " --prompt 'Calculate 2 + 3.' --n 1 --max-new-tokens 4");
   EXPECT_EQ(gen.exit_code, 0) << gen.err;
+}
+
+// trainer.gradient_checkpointing recomputes each layer in the backward: the same losses and
+// gradient norms, step after step (SFT samples nothing, so every step compares).
+TEST_F(Sft, GradientCheckpointingTrainsLikeOrdinaryAutograd) {
+  write(root_ / "sft.yaml", sft_yaml(1e-3));
+  std::vector<std::vector<nlohmann::json>> runs;
+  for (const char* on : {"false", "true"}) {
+    const auto run = root_ / (std::string("ckpt_") + on);
+    const auto r =
+        run_cli("--log-level warn sft --config " + q(root_ / "sft.yaml") + " --run-dir " + q(run) +
+                " --set model.architecture.num_hidden_layers=2"
+                " --set trainer.micro_batch_size=4"
+                " --set trainer.gradient_checkpointing=" +
+                on);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    runs.push_back(read_jsonl(run / "metrics.jsonl"));
+  }
+  ASSERT_EQ(runs[0].size(), 4u);
+  ASSERT_EQ(runs[1].size(), 4u);
+  for (size_t step = 0; step < 4; ++step) {
+    for (const char* key : {"loss", "grad_norm", "token_accuracy"}) {
+      const double a = runs[1][step].at(key).get<double>(), b = runs[0][step].at(key).get<double>();
+      EXPECT_NEAR(a, b, 1e-5 * (1 + std::abs(b))) << key << ", step " << step + 1;
+    }
+  }
 }
 
 TEST_F(Sft, PlainTextFromJsonl) {

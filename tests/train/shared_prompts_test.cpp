@@ -1,6 +1,6 @@
 // SharedPrompts against the plain forward (token_outputs), which runs every row whole: the same
-// log-probs, entropies and parameter gradients in float64, and prompt_sharing_pays against
-// hand-counted tokens.
+// log-probs, entropies and parameter gradients in float64 (also with activation checkpointing),
+// and prompt_sharing_pays against hand-counted tokens.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "grpo/core/config/model.h"
@@ -120,8 +121,9 @@ TEST(SharedPrompts, SameGradientsAsWholeRows) {
   const auto micro_batches =
       gt::length_sorted_micro_batches(batch.completion_lengths(), 0, batch.size(), 4);
   // sum over tokens of weight * (logprob + entropy), accumulated micro-batch by micro-batch.
-  const auto gradients = [&](bool shared) {
+  const auto gradients = [&](bool shared, bool checkpointing) {
     auto model = tiny_model();
+    model->set_gradient_checkpointing(checkpointing);
     std::unique_ptr<gt::SharedPrompts> prompts;
     if (shared) {
       prompts = std::make_unique<gt::SharedPrompts>(model, batch, gt::row_range(0, batch.size()));
@@ -140,12 +142,19 @@ TEST(SharedPrompts, SameGradientsAsWholeRows) {
     for (const auto& p : model->named_parameters()) grads[p.key()] = p.value().grad().clone();
     return grads;
   };
-  const auto whole = gradients(false), shared = gradients(true);
-  ASSERT_EQ(whole.size(), shared.size());
-  for (const auto& [name, g] : whole) {
-    ASSERT_TRUE(shared.at(name).defined()) << name;
-    EXPECT_GT(max_abs(g), 0.0) << name;
-    EXPECT_LT(max_abs(shared.at(name) - g), 1e-10 * (1 + max_abs(g))) << name;
+  // Against whole rows with ordinary autograd: shared prompts, and either with activation
+  // checkpointing (the prompts' recorded keys and values are outputs of recomputed layers).
+  const auto whole = gradients(false, false);
+  for (const auto& [shared, checkpointing] :
+       std::vector<std::pair<bool, bool>>{{true, false}, {false, true}, {true, true}}) {
+    const auto other = gradients(shared, checkpointing);
+    ASSERT_EQ(whole.size(), other.size());
+    for (const auto& [name, g] : whole) {
+      ASSERT_TRUE(other.at(name).defined()) << name;
+      EXPECT_GT(max_abs(g), 0.0) << name;
+      EXPECT_LT(max_abs(other.at(name) - g), 1e-10 * (1 + max_abs(g)))
+          << name << (shared ? " shared" : " whole") << (checkpointing ? " checkpointing" : "");
+    }
   }
 }
 

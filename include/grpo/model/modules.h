@@ -193,8 +193,15 @@ class DecoderLayerImpl : public torch::nn::Module {
   DecoderLayerImpl(const ModelArch& arch, int64_t layer);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const at::Tensor& key_mask, const ForwardOptions& options, MoeStats& stats);
+  // forward() with activation checkpointing (recompute.cpp): runs without recording autograd
+  // and keeps only the layer's inputs; the backward runs the layer again, recording, and
+  // backpropagates through that. Same results; for autograd forwards without a KV cache.
+  at::Tensor forward_recomputed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                const at::Tensor& key_mask, const ForwardOptions& options,
+                                MoeStats& stats);
 
  private:
+  int64_t layer_, num_layers_;
   RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
   Attention self_attn_{nullptr};
   Mlp mlp_{nullptr};
@@ -221,6 +228,12 @@ class CausalLMImpl : public torch::nn::Module {
   // (V, H): lm_head.weight, or the embedding matrix when tied.
   at::Tensor output_embedding() const;
   KVCache make_cache(int64_t batch, int64_t capacity) const;
+  // Activation (gradient) checkpointing, trainer.gradient_checkpointing: forwards that record
+  // autograd (grad mode on, no KV cache) keep each decoder layer's input only and recompute the
+  // layer in the backward, trading about one more forward for the layers' activations.
+  // Inference and no-grad forwards are unaffected.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
 
  private:
   // The router statistics and losses of a forward into `out`.
@@ -230,6 +243,7 @@ class CausalLMImpl : public torch::nn::Module {
   ops::RopeTable rope_;
   Decoder model_{nullptr};
   Linear lm_head_{nullptr};
+  bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(CausalLM);
 

@@ -55,6 +55,9 @@ struct TrainerConfig {
   Autocast autocast = Autocast::none;
   // Steps in a row skipped for a NaN/Inf loss or gradient before the run aborts.
   int max_nonfinite_steps = 3;
+  // Activation checkpointing of the policy's training forwards (GRPO update, SFT): each decoder
+  // layer keeps only its input and is run again in the backward (CausalLM docs/training.md).
+  bool gradient_checkpointing = false;
 
   template <class V>
   void visit(V& v) {
@@ -76,6 +79,7 @@ struct TrainerConfig {
     v("deterministic", deterministic);
     v("autocast", autocast);
     v("max_nonfinite_steps", max_nonfinite_steps, at_least(1));
+    v("gradient_checkpointing", gradient_checkpointing);
   }
   void check(Checker& c) const {
     c.require(
