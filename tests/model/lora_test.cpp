@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "../support/tensor_file.h"
 #include "grpo/core/error.h"
 #include "grpo/core/safetensors.h"
 #include "grpo/model/checkpoint.h"
@@ -17,18 +18,11 @@
 
 namespace fs = std::filesystem;
 namespace gm = grpo::model;
+using grpo::testing::read_tensor;
 
 namespace {
 
 std::string source(const std::string& rel) { return std::string(GRPO_SOURCE_DIR) + "/" + rel; }
-
-at::Tensor read_tensor(const grpo::safetensors::File& f, const std::string& name,
-                       at::ScalarType t) {
-  const auto& info = f.at(name);
-  at::Tensor out = at::empty(info.shape, at::TensorOptions().dtype(t));
-  std::memcpy(out.data_ptr(), f.data(info), info.nbytes());
-  return out;
-}
 
 gm::LoraSpec fixture_spec() {  // what make_lora_fixture.py gives PEFT
   gm::LoraSpec s;

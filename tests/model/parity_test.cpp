@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <string>
 
+#include "../support/tensor_file.h"
 #include "grpo/core/safetensors.h"
 #include "grpo/model/checkpoint.h"
 
 namespace fs = std::filesystem;
 namespace gm = grpo::model;
+using grpo::testing::read_tensor;
 
 namespace {
 
@@ -29,14 +31,6 @@ struct Expected {
   at::Tensor input_ids, attention_mask, logits;
   int64_t num_parameters = 0;
 };
-
-at::Tensor read_tensor(const grpo::safetensors::File& f, const std::string& name,
-                       at::ScalarType t) {
-  const auto& info = f.at(name);
-  at::Tensor out = at::empty(info.shape, at::TensorOptions().dtype(t));
-  std::memcpy(out.data_ptr(), f.data(info), info.nbytes());
-  return out;
-}
 
 Expected read_expected(const std::string& name) {
   grpo::safetensors::File f(fixture_dir(name) + "/expected.safetensors");

@@ -85,6 +85,23 @@ logging: {samples_per_step: 2}
            extra;
   }
 
+  // The metrics of 4-step runs that differ only in `--set key=value`, one per value (none when
+  // a run fails).
+  static std::vector<std::vector<nlohmann::json>> four_step_runs(
+      const std::string& key, const std::vector<std::string>& values) {
+    std::vector<std::vector<nlohmann::json>> runs;
+    for (const auto& value : values) {
+      const auto run = root_ / (key + "_" + value);
+      const auto r = run_cli(run_args(run, 4, "--set " + key + "=" + value));
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      auto metrics = read_jsonl(run / "metrics.jsonl");
+      EXPECT_EQ(metrics.size(), 4u) << key << "=" << value;
+      if (r.exit_code != 0 || metrics.size() != 4u) return {};
+      runs.push_back(std::move(metrics));
+    }
+    return runs;
+  }
+
   static fs::path policy_weights(const fs::path& run_dir, int step) {
     std::ostringstream name;
     name << "step_" << std::string(6 - std::to_string(step).size(), '0') << step;
@@ -449,15 +466,8 @@ TEST_F(GrpoTrain, RecomputedOldLogprobsMatchTheRecordedOnes) {
 // the first step that moves the weights (the untrained model's first groups can be flat);
 // after it, rounding may change the samples.
 TEST_F(GrpoTrain, SharedPromptsTrainLikeWholeRows) {
-  std::vector<std::vector<nlohmann::json>> runs;
-  for (const char* share : {"true", "false"}) {
-    const auto run = root_ / (std::string("share_") + share);
-    const auto r = run_cli(run_args(run, 4, std::string("--set trainer.share_prompts=") + share));
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    runs.push_back(read_jsonl(run / "metrics.jsonl"));
-  }
-  ASSERT_EQ(runs[0].size(), 4u);
-  ASSERT_EQ(runs[1].size(), 4u);
+  const auto runs = four_step_runs("trainer.share_prompts", {"true", "false"});
+  ASSERT_EQ(runs.size(), 2u);
   bool moved = false;
   for (size_t step = 0; step < 4 && !moved; ++step) {
     const auto &shared = runs[0][step], &whole = runs[1][step];
@@ -477,16 +487,8 @@ TEST_F(GrpoTrain, SharedPromptsTrainLikeWholeRows) {
 // of recomputed layers) gives ordinary autograd's loss, gradient norm and entropy up to
 // rounding; compared as SharedPromptsTrainLikeWholeRows is.
 TEST_F(GrpoTrain, GradientCheckpointingTrainsLikeOrdinaryAutograd) {
-  std::vector<std::vector<nlohmann::json>> runs;
-  for (const char* on : {"false", "true"}) {
-    const auto run = root_ / (std::string("checkpointing_") + on);
-    const auto r =
-        run_cli(run_args(run, 4, std::string("--set trainer.gradient_checkpointing=") + on));
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    runs.push_back(read_jsonl(run / "metrics.jsonl"));
-  }
-  ASSERT_EQ(runs[0].size(), 4u);
-  ASSERT_EQ(runs[1].size(), 4u);
+  const auto runs = four_step_runs("trainer.gradient_checkpointing", {"false", "true"});
+  ASSERT_EQ(runs.size(), 2u);
   bool moved = false;
   for (size_t step = 0; step < 4 && !moved; ++step) {
     const auto &plain = runs[0][step], &ckpt = runs[1][step];
