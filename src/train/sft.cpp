@@ -23,6 +23,7 @@
 #include "grpo/train/run_sinks.h"
 #include "grpo/train/stop_signal.h"
 #include "grpo/train/train_batch.h"
+#include "grpo/train/validation.h"
 
 namespace grpo::train {
 namespace {
@@ -298,6 +299,24 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   logging.samples_per_step = 0;  // SFT samples nothing
   RunSinks sinks(options.run_dir, logging, schedule.steps,
                  resume ? std::optional<int64_t>(summary.first_step) : std::nullopt);
+  // Held-out validation (`validation:`), sampled and scored as in grpo train: SFT runs in one
+  // process, so its "data parallel" is the identity.
+  std::unique_ptr<reward::RewardPipeline> rewards;
+  std::unique_ptr<DataParallel> alone;
+  std::unique_ptr<Validator> validator;
+  if (c.validation.enabled()) {
+    GRPO_CHECK_KIND(config, !c.reward.functions.empty(),
+                    "validation: scoring needs reward.functions (a correctness reward such as "
+                    "math_boxed or countdown) in the SFT config");
+    rewards = std::make_unique<reward::RewardPipeline>(c.reward, options.reward_threads);
+    alone = std::make_unique<DataParallel>(c.distributed, dist::Env{}, device);
+    validator = std::make_unique<Validator>(c, *tokenizer, prompt_template, *rewards, *alone);
+    if (!resume && c.validation.before_train) {
+      metrics::StepMetrics m(0);
+      validator->run(policy, 0, options.run_dir, m);
+      sinks.write_record(m);
+    }
+  }
   CheckpointManager checkpoints(options.run_dir, c.checkpoint.keep_last);
   auto save = [&](int64_t steps_done) {
     TrainerState state;
@@ -361,9 +380,12 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     m.set("nonfinite/skipped_steps", ok ? 0.0 : 1.0);
     m.set("throughput/tokens_per_s", real_tokens / std::max(seconds, 1e-9));
     m.set("time/step", seconds);
+    const bool last = step + 1 == schedule.steps;
+    if (validator && validator->due(step + 1, last)) {
+      validator->run(policy, step + 1, options.run_dir, m);
+    }
     sinks.write(m);
 
-    const bool last = step + 1 == schedule.steps;
     const bool stopping = stop != nullptr && stop->requested();
     const bool periodic = c.checkpoint.every > 0 && (step + 1) % c.checkpoint.every == 0;
     if (periodic || stopping || (last && c.checkpoint.save_final)) save(step + 1);

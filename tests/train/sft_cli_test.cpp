@@ -95,6 +95,49 @@ TEST_F(Sft, TrainsFromSyntheticDataWithItsOwnTokenizer) {
   EXPECT_EQ(gen.exit_code, 0) << gen.err;
 }
 
+// validation: in grpo sft samples held-out items with the model being trained, before the
+// first step and every 2 steps; the last figures equal grpo eval of the final checkpoint. With
+// model.lora the stage trains adapters and its checkpoint has the PEFT adapter folder.
+TEST_F(Sft, ValidatesDuringTrainingAndTrainsLoraAdapters) {
+  write(root_ / "sft.yaml",
+        sft_yaml(3e-3) +
+            "reward: {functions: [{name: math_boxed}]}\n"
+            "validation:\n"
+            "  synthetic: [{task: arithmetic, n: 6, seed: 9, difficulty: easy}]\n"
+            "  every: 2\n  n: 2\n  max_new_tokens: 12\n");
+  const auto run = root_ / "run";
+  auto r =
+      run_cli("--log-level warn sft --config " + q(root_ / "sft.yaml") + " --run-dir " + q(run));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto metrics = read_jsonl(run / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 5u);  // step 0 and the 4 steps
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    EXPECT_EQ(metrics[i].contains("val/pass@1"), i % 2 == 0) << "step " << i;
+    EXPECT_EQ(metrics[i].contains("loss"), i > 0) << "step " << i;
+  }
+  const auto checkpoint = run / "checkpoints" / "step_000004";
+  const auto summary = root_ / "summary.json";
+  // grpo eval reads items from a file: the validation items as the data verb makes them.
+  r = run_cli("data make --task arithmetic --n 6 --seed 9 --difficulty easy --out " +
+              q(root_ / "val.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("--log-level warn eval --model " + q(checkpoint / "policy") + " --data " +
+              q(root_ / "val.jsonl") + " --config " + q(root_ / "sft.yaml") +
+              " --n 2 --max-new-tokens 12 --summary " + q(summary));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto figures = nlohmann::json::parse(slurp(summary));
+  for (const char* key : {"pass@1", "pass@2", "response_length/mean", "reward/mean"}) {
+    EXPECT_EQ(metrics.back().at(std::string("val/") + key), figures.at(key)) << key;
+  }
+
+  const auto lora = root_ / "lora";
+  r = run_cli("--log-level warn sft --config " + q(root_ / "sft.yaml") + " --run-dir " + q(lora) +
+              " --set model.lora.rank=2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(lora / "checkpoints/step_000004/adapter/adapter_model.safetensors"));
+  EXPECT_TRUE(read_jsonl(lora / "metrics.jsonl").back().contains("val/pass@1"));
+}
+
 // trainer.gradient_checkpointing recomputes each layer in the backward: the same losses and
 // gradient norms, step after step (SFT samples nothing, so every step compares).
 TEST_F(Sft, GradientCheckpointingTrainsLikeOrdinaryAutograd) {

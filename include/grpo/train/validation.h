@@ -1,8 +1,8 @@
-// Held-out validation during `grpo train` (the `validation:` section, docs/training.md): the
-// policy samples n completions per item, the training reward pipeline scores them, and the
-// figures of `grpo eval` (pass@k, cons@n, rewards, lengths) become val/* metrics. Data-parallel
-// ranks each take a contiguous share of the items and add their sums, so the figures do not
-// depend on the number of ranks.
+// Held-out validation during `grpo train` and `grpo sft` (the `validation:` section,
+// docs/training.md): the policy samples n completions per item, the run's reward pipeline
+// scores them, and the figures of `grpo eval` (pass@k, cons@n, rewards, lengths) become val/*
+// metrics. Data-parallel ranks each take a contiguous share of the items and add their sums, so
+// the figures do not depend on the number of ranks.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
-// `validation:` section: held-out evaluation during `grpo train` (docs/training.md). The items
-// come from JSONL files (fields as in `data:`) and/or synthetic tasks; the policy samples n
-// completions per item, the training reward pipeline scores them, and val/* metrics (pass@k,
-// cons@n, rewards, lengths) join metrics.jsonl and TensorBoard.
+// `validation:` section: held-out evaluation during `grpo train` and `grpo sft`
+// (docs/training.md). The items come from JSONL files (fields as in `data:`) and/or synthetic
+// tasks; the policy samples n completions per item, the run's reward pipeline scores them, and
+// val/* metrics (pass@k, cons@n, rewards, lengths) join metrics.jsonl and TensorBoard.
 #pragma once
 
 #include <string>
