@@ -18,6 +18,7 @@
 #include "grpo/core/config.h"
 #include "grpo/core/error.h"
 #include "grpo/model/checkpoint.h"
+#include "grpo/model/lora.h"
 #include "grpo/text/tokenizer.h"
 #include "grpo/torch_compat.h"
 #include "grpo/train/optimizer.h"
@@ -71,8 +72,10 @@ void run(const BenchTrainOptions& o) {
   policy->set_gradient_checkpointing(c.trainer.gradient_checkpointing);
   policy->to(device);
   policy->train();
+  // As in grpo train: with LoRA the reference is the policy with its adapters off.
+  const bool lora = c.model.lora.rank > 0;
   model::CausalLM reference{nullptr};
-  if (c.algorithm.beta > 0) {
+  if (c.algorithm.beta > 0 && !lora) {
     reference = model::build_model(c.model, vocab);
     for (auto& p : reference->parameters()) p.set_requires_grad(false);
     reference->to(device);
@@ -110,10 +113,16 @@ void run(const BenchTrainOptions& o) {
   bool shared = false;
 
   double ref_s = 0;
+  const bool has_reference = c.algorithm.beta > 0;
   auto reference_pass = [&] {
-    if (!reference) return;
+    if (!has_reference) return;
     const double t0 = now_seconds();
-    batch.ref_logprobs = train::frozen_logprobs(reference, batch, micro, share, temperature);
+    if (lora) {
+      model::LoraDisabled base(policy);
+      batch.ref_logprobs = train::frozen_logprobs(policy, batch, micro, share, temperature);
+    } else {
+      batch.ref_logprobs = train::frozen_logprobs(reference, batch, micro, share, temperature);
+    }
     sync(device);
     ref_s = now_seconds() - t0;
   };
@@ -171,12 +180,19 @@ void run(const BenchTrainOptions& o) {
       "micro-batch %lld, beta %g, gradient checkpointing %s\n",
       static_cast<long long>(n), o.prompt_len, o.response_len, static_cast<long long>(micro),
       c.algorithm.beta, c.trainer.gradient_checkpointing ? "on" : "off");
+  int64_t trainable = 0;
+  for (const auto& p : params) trainable += p.second.numel();
+  std::printf("  trainable             %lld parameters%s\n", static_cast<long long>(trainable),
+              lora ? (" (LoRA rank " + std::to_string(c.model.lora.rank) +
+                      ", reference = the base: no second model)")
+                         .c_str()
+                   : "");
   std::printf("  prompts               %lld, %d completions each, %s\n",
               static_cast<long long>(n / o.group), o.group,
               shared ? "run once each (trainer.share_prompts)" : "run with every completion");
   std::printf("  update (fwd+bwd+step) %10.1f tokens/s  %10.1f response tokens/s  (%.1f ms)\n",
               tokens / upd, response_tokens / upd, upd * 1e3);
-  if (reference) {
+  if (has_reference) {
     const double ref = reference_s[reference_s.size() / 2];
     std::printf("  reference forward     %10.1f tokens/s  (%.1f ms)\n", tokens / ref, ref * 1e3);
   }
