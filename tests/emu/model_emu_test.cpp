@@ -59,3 +59,9 @@ TEST(EmulatedModel, DecodeThroughTheKvCacheMatchesReference) {
 TEST(EmulatedModel, SharedPromptTrainingGradientsMatchReference) {
   kc::check_model_training(tiny(), at::kCPU, 20, 12);
 }
+
+// With LoRA adapters and activation checkpointing (the adapters' gradients through layers
+// recomputed in the backward, on the kernel path).
+TEST(EmulatedModel, TrainingWithLoraAndCheckpointingMatchesReference) {
+  kc::check_model_training(tiny(), at::kCPU, 20, 12, kc::lora_with_checkpointing());
+}

@@ -138,3 +138,10 @@ TEST(CudaKernels, ModelSharedPromptTrainingGradientsMatchReference) {
   GRPO_REQUIRE_GPU_KERNELS();
   kc::check_model_training(kc::TinyModel{}, at::kCUDA, 60, 40);
 }
+
+// The same with LoRA adapters on the attention projections and activation checkpointing: the
+// adapters' gradients through recomputed layers on the kernel path.
+TEST(CudaKernels, ModelTrainingWithLoraAndCheckpointingMatchesReference) {
+  GRPO_REQUIRE_GPU_KERNELS();
+  kc::check_model_training(kc::TinyModel{}, at::kCUDA, 60, 40, kc::lora_with_checkpointing());
+}

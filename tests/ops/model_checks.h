@@ -4,10 +4,12 @@
 // (KernelPolicy::all) against the same model on the reference path in its dtype and in float32,
 // under kernel_checks.h's rule. Three uses: the logits of a forward, incremental decoding through
 // the KV cache as the rollout engine runs it, and the parameter gradients of a training forward
-// with shared prompts as the GRPO update runs it.
+// with shared prompts as the GRPO update runs it (also with LoRA adapters and activation
+// checkpointing: lora_with_checkpointing()).
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -19,6 +21,7 @@
 #include "grpo/core/config/model.h"
 #include "grpo/model/checkpoint.h"
 #include "grpo/model/config.h"
+#include "grpo/model/lora.h"
 #include "grpo/model/modules.h"
 #include "kernel_checks.h"
 
@@ -134,8 +137,13 @@ inline void check_model_decode(const TinyModel& tm, at::Device device, int64_t p
 // each (right-padded) attend to them through ForwardOptions::prefix. The loss is the token
 // log-likelihood of both forwards' real tokens; its gradient for every parameter, each scaled
 // by the float32 reference's largest entry and all concatenated, is compared.
+// Applied to each model of a check before it runs (LoRA adapters, activation checkpointing).
+using ModelSetup = std::function<void(model::CausalLM&)>;
+
+// `setup` (optional) changes each model first; the gradients compared are those of the
+// parameters that train (all of them, or the adapters under LoRA).
 inline void check_model_training(const TinyModel& tm, at::Device device, int64_t prompt,
-                                 int64_t completion) {
+                                 int64_t completion, const ModelSetup& setup = {}) {
   at::manual_seed(7);
   const at::Tensor prompt_ids = at::randint(0, tm.vocab, {2, prompt}, at::kLong).to(device);
   const at::Tensor ids = at::randint(0, tm.vocab, {4, completion}, at::kLong).to(device);
@@ -159,6 +167,7 @@ inline void check_model_training(const TinyModel& tm, at::Device device, int64_t
   };
   std::vector<int64_t> sizes;  // the parameters' element counts (the same in every model)
   const auto grads = on_each_model(tm, device, at::kBFloat16, [&](model::CausalLM& m) {
+    if (setup) setup(m);
     model::PrefixKV prefix;
     model::ForwardOptions po;
     po.attention_mask = prompt_mask;
@@ -177,6 +186,7 @@ inline void check_model_training(const TinyModel& tm, at::Device device, int64_t
     sizes.clear();
     std::vector<at::Tensor> flat;
     for (const auto& p : m->parameters()) {
+      if (!p.requires_grad()) continue;
       EXPECT_TRUE(p.grad().defined());
       sizes.push_back(p.numel());
       flat.push_back(
@@ -191,6 +201,26 @@ inline void check_model_training(const TinyModel& tm, at::Device device, int64_t
   const at::Tensor scale = at::cat(scales);
   expect_within("parameter gradients", grads[2] / scale, grads[1] / scale, grads[0] / scale,
                 kBwdMultiple);
+}
+
+// LoRA adapters on every projection (rank 8, B drawn from a fixed CPU generator so that the three
+// models get the same adapters) and activation checkpointing: the training check's setup.
+inline ModelSetup lora_with_checkpointing() {
+  return [](model::CausalLM& m) {
+    model::LoraSpec spec;
+    spec.rank = 8;
+    spec.targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    spec.seed = 5;
+    model::attach_lora(m, spec);
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
+    for (auto& p : m->parameters()) {
+      if (p.requires_grad() && p.size(1) == spec.rank) {  // B (out, rank)
+        p.copy_(at::empty(p.sizes(), at::kFloat).normal_(0, 0.05, gen));
+      }
+    }
+    m->set_gradient_checkpointing(true);
+  };
 }
 
 }  // namespace grpo::kernel_checks
