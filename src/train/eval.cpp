@@ -86,7 +86,7 @@ std::vector<EvalItem> load_eval_items(const std::string& path, const EvalFields&
       std::string keys;
       for (auto it = o.begin(); it != o.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
       GRPO_FAIL(where.str(), ": no prompt field '", fields.prompt, "' (the line has: ", keys,
-                "); name it with --prompt-field");
+                "); name it with --prompt-field (grpo eval) or validation.prompt_field");
     }
     GRPO_CHECK(p->is_string() && !p->get<std::string>().empty(), where.str(), ": field '",
                fields.prompt, "' must be a non-empty string");

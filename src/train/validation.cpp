@@ -2,9 +2,11 @@
 // `grpo eval` on this rank's share at the steps the `validation:` section names.
 #include "grpo/train/validation.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 
 #include "grpo/core/error.h"
 #include "grpo/core/jsonl.h"
@@ -26,20 +28,46 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
   GRPO_CHECK_KIND(config, v.enabled(),
                   "validation: neither files nor synthetic is set: nothing to validate on");
   pass_reward_entry(pipeline, v.pass_reward);  // throws naming the pipeline's rewards
-  // The files and tasks load as prompt datasets do (same field names, errors naming file:line).
-  config::DataConfig data = config.data;
-  data.train_files = v.files;
-  data.synthetic = v.synthetic;
-  data.shuffle = false;
-  const data::PromptDataset dataset(data);
-  total_items_ = dataset.size();
+  // Files as grpo eval reads benchmarks (gold answers as gold_answer_text gives them: GSM8K's
+  // text after ####, numbers, lists), then the synthetic tasks' items.
+  const auto field = [](const std::string& own, const std::string& data) {
+    return own.empty() ? data : own;
+  };
+  EvalFields fields;
+  fields.prompt = field(v.prompt_field, config.data.prompt_field);
+  fields.answer = field(v.answer_field, config.data.answer_field);
+  fields.tests = field(v.tests_field, config.data.tests_field);
+  std::vector<EvalItem> all;
+  std::vector<std::string> origin;  // where each item came from, for errors
+  for (const auto& path : v.files) {
+    for (auto& item : load_eval_items(path, fields)) {
+      origin.push_back(path + " item " + std::to_string(item.index + 1));
+      all.push_back(std::move(item));
+    }
+  }
+  if (!v.synthetic.empty()) {
+    config::DataConfig data = config.data;
+    data.train_files.clear();
+    data.synthetic = v.synthetic;
+    data.shuffle = false;
+    const data::PromptDataset dataset(data);
+    for (size_t i = 0; i < dataset.size(); ++i) {
+      const auto& r = dataset.record(i);
+      EvalItem item;
+      item.prompt = r.prompt;
+      item.answer = r.answer;
+      item.tests = r.tests;
+      origin.push_back(r.source_file + " item " + std::to_string(i + 1));
+      all.push_back(std::move(item));
+    }
+  }
+  total_items_ = all.size();
   if (v.max_items > 0) total_items_ = std::min<size_t>(total_items_, v.max_items);
   for (size_t i = 0; i < total_items_; ++i) {
-    const auto& r = dataset.record(i);
-    const size_t tokens = tokenizer.encode(prompt_template.render(r.prompt)).size();
+    all[i].index = i;  // the position among all the validation items
+    const size_t tokens = tokenizer.encode(prompt_template.render(all[i].prompt)).size();
     GRPO_CHECK_KIND(config, static_cast<int64_t>(tokens) <= config.data.max_prompt_tokens,
-                    "validation: ", r.source_file, ":", r.source_line, ": the rendered prompt has ",
-                    tokens,
+                    "validation: ", origin[i], ": the rendered prompt has ", tokens,
                     " tokens, more than data.max_prompt_tokens = ", config.data.max_prompt_tokens);
   }
   // Contiguous shares: rank r takes [r N / W, (r + 1) N / W).
@@ -47,15 +75,8 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
   const int64_t world = dp.world_size(), rank = dp.rank();
   shard_begin_ = rank * n / world;
   const int64_t shard_end = (rank + 1) * n / world;
-  for (int64_t i = shard_begin_; i < shard_end; ++i) {
-    const auto& r = dataset.record(static_cast<size_t>(i));
-    EvalItem item;
-    item.index = static_cast<size_t>(i);
-    item.prompt = r.prompt;
-    item.answer = r.answer;
-    item.tests = r.tests;
-    shard_.push_back(std::move(item));
-  }
+  shard_.assign(std::make_move_iterator(all.begin() + shard_begin_),
+                std::make_move_iterator(all.begin() + shard_end));
   log::info("validation: ", total_items_, " items x ", v.n, " samples",
             v.every > 0 ? " every " + std::to_string(v.every) + " steps" : std::string(),
             v.before_train ? ", before training" : "", " and after the last step");

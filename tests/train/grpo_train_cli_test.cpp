@@ -290,10 +290,31 @@ TEST_F(GrpoTrain, BadValidationSettingsFailBeforeTraining) {
   const auto long_prompt = root_ / "val_long_prompt";
   r = run_cli(run_args(long_prompt, 2, files + " --set data.max_prompt_tokens=3"));
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("validation: " + (root_ / "arithmetic.jsonl").string() + ":1:"),
+  EXPECT_NE(r.err.find("validation: " + (root_ / "arithmetic.jsonl").string() + " item 1:"),
             std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(long_prompt / "metrics.jsonl"));
+}
+
+// Validation files are read as grpo eval reads benchmarks: their own field names, and GSM8K's
+// gold answer is the text after ####, not the rationale.
+TEST_F(GrpoTrain, ValidationReadsBenchmarkFilesAsGrpoEvalDoes) {
+  const auto gsm = root_ / "gsm8k_like.jsonl";
+  std::ofstream(gsm) << R"({"question": "Calculate 1 + 2.", "answer": "1 + 2 = 3.\n#### 3"})"
+                     << "\n"
+                     << R"({"question": "Calculate 2 * 4.", "answer": "2 * 4 = 8.\n#### 8"})"
+                     << "\n";
+  const auto run = root_ / "val_gsm";
+  const auto r = run_cli(run_args(run, 1,
+                                  "--set validation.files=[" + shell_quote(gsm.string()) +
+                                      "] --set validation.prompt_field=question"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto items = read_jsonl(run / "validation" / "step_000000.jsonl");
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].at("prompt"), "Calculate 1 + 2.");
+  EXPECT_EQ(items[0].at("answer"), "3");
+  EXPECT_EQ(items[1].at("answer"), "8");
+  EXPECT_EQ(items[1].at("index"), 1);
 }
 
 // LoRA (model.lora): only the adapters train (every other tensor of the merged policy folders

@@ -13,8 +13,10 @@
 namespace grpo::config {
 
 struct ValidationConfig {
-  std::vector<std::string> files;              // JSONL, one item per line (data.*_field names)
+  std::vector<std::string> files;              // JSONL benchmark files, read as grpo eval does
   std::vector<SyntheticTaskConfig> synthetic;  // generated items, after the files
+  // The files' field names; "": data's (prompt_field, answer_field, tests_field).
+  std::string prompt_field, answer_field, tests_field;
   int every = 0;             // steps between validations; 0: only before training and at the end
   bool before_train = true;  // also at step 0 (a fresh run only), the base model's figures
   int max_items = 0;         // the first max_items items; 0: all
@@ -32,6 +34,9 @@ struct ValidationConfig {
   void visit(V& v) {
     v("files", files);
     v("synthetic", synthetic);
+    v("prompt_field", prompt_field);
+    v("answer_field", answer_field);
+    v("tests_field", tests_field);
     v("every", every, at_least(0));
     v("before_train", before_train);
     v("max_items", max_items, at_least(0));
