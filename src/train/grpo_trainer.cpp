@@ -1,5 +1,6 @@
 // The GRPO loop: setup (tokenizer, policy, reference, data, rewards, engine, optimizer, sinks,
-// resume) and one named, timed phase after another for each step.
+// resume) and one named, timed phase after another for each step (the update phase in
+// grpo_update.cpp, the run's state in grpo_run.h).
 #include "grpo/train/grpo_trainer.h"
 
 #include <sys/resource.h>
@@ -12,7 +13,6 @@
 
 #include "grpo/algo/advantages.h"
 #include "grpo/algo/batch_plan.h"
-#include "grpo/algo/policy_loss.h"
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/data/prompt_dataset.h"
@@ -22,7 +22,6 @@
 #include "grpo/rollout/engine.h"
 #include "grpo/text/template.h"
 #include "grpo/text/tokenizer.h"
-#include "grpo/torch_compat.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/data_parallel.h"
 #include "grpo/train/device.h"
@@ -35,10 +34,14 @@
 #include "grpo/train/stop_signal.h"
 #include "grpo/train/train_batch.h"
 #include "grpo/train/validation.h"
+#include "grpo_run.h"
 
 namespace grpo::train {
 namespace {
 
+using detail::autocast;
+using detail::Run;
+using detail::update;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -53,125 +56,6 @@ uint64_t step_seed(int seed, int64_t step) {
   uint64_t x = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step);
   x ^= x >> 31;
   return x * 0xBF58476D1CE4E5B9ULL;
-}
-
-// Everything a run holds between steps.
-struct Run {
-  const config::Config& config;
-  at::Device device = at::kCPU;
-  std::unique_ptr<text::Tokenizer> tokenizer;
-  std::string tokenizer_dir;
-  std::unique_ptr<text::PromptTemplate> prompt_template;
-  model::CausalLM policy{nullptr};
-  model::CausalLM reference{nullptr};  // a frozen copy; with LoRA the policy's adapters go off
-  std::unique_ptr<data::PromptDataset> dataset;
-  std::unique_ptr<reward::RewardPipeline> rewards;
-  std::unique_ptr<rollout::RolloutEngine> engine;
-  NamedParameters params;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
-  algo::BatchPlan plan;
-  double logprob_temperature = 1.0;
-  at::ScalarType autocast_dtype = at::kFloat;  // trainer.autocast; kFloat: off
-  bool reference_reset = false;                // the reference is no longer the initial policy
-  std::unique_ptr<DataParallel> dp;            // identity for one process (docs/distributed.md)
-  std::unique_ptr<Validator> validator;        // the `validation:` section, when it has items
-
-  explicit Run(const config::Config& c) : config(c) {}
-};
-
-// trainer.autocast for the run's device, for the guard's lifetime.
-compat::AutocastGuard autocast(const Run& run) {
-  return compat::AutocastGuard(run.device.type(), run.autocast_dtype,
-                               run.autocast_dtype != at::kFloat);
-}
-
-// mu passes over the rollout batch, one optimizer step per minibatch.
-void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& guard,
-            metrics::StepMetrics& m) {
-  const auto& algorithm = run.config.algorithm;
-  const int64_t mb = run.plan.minibatch_per_rank, micro = run.plan.micro_batch_size;
-  auto stats = at::zeros({algo::kStatCount}, at::kDouble);
-  double loss_sum = 0, grad_norm_sum = 0;
-  int64_t optimizer_steps = 0, skipped = 0, minibatches = 0, shared = 0;
-  set_learning_rate(*run.optimizer, learning_rate(run.config.trainer, step));
-  for (int iteration = 0; iteration < algorithm.mu; ++iteration) {
-    for (int64_t begin = 0; begin < batch.size(); begin += mb) {
-      const int64_t end = std::min(batch.size(), begin + mb);
-      algo::LossNormalizers norm;
-      // Totals over every rank's share of the minibatch, so that the summed gradients are the
-      // full minibatch's.
-      const auto totals =
-          run.dp->sum({batch.response_mask.narrow(0, begin, end - begin).sum().item<double>(),
-                       static_cast<double>(end - begin)},
-                      "minibatch token count");
-      norm.tokens = totals[0];
-      norm.sequences = totals[1];
-      norm.max_response_length = run.config.rollout.max_new_tokens;
-      if (norm.tokens == 0) continue;  // every completion masked (algorithm.mask_truncated)
-      run.optimizer->zero_grad();
-      double loss = 0;
-      // Each distinct prompt once (SharedPrompts), or every row whole.
-      ForwardPlan plan = [&] {
-        auto amp = autocast(run);
-        return plan_forward(run.policy, batch, begin, end, micro, run.config.trainer.share_prompts);
-      }();
-      auto& prompts = plan.prompts;
-      if (prompts) prompts->detach();
-      ++minibatches;
-      shared += prompts ? 1 : 0;
-      const auto& micro_batches = plan.micro_batches;
-      for (size_t i = 0; i < micro_batches.size(); ++i) {
-        auto sub = batch.select(micro_batches[i]);
-        auto tokens = [&] {
-          auto amp = autocast(run);
-          return plan.token_outputs(run.policy, sub, run.logprob_temperature, true);
-        }();
-        algo::PolicyLossInputs in;
-        in.logprobs = tokens.logprobs;
-        in.old_logprobs = sub.old_logprobs;
-        in.advantages = sub.advantages;
-        in.mask = sub.response_mask;
-        in.ref_logprobs = sub.ref_logprobs;
-        in.entropy = algorithm.entropy_coef != 0.0 ? tokens.entropy : tokens.entropy.detach();
-        auto out = algo::policy_loss(in, norm, algorithm);
-        if (!prompts && i + 1 == micro_batches.size()) run.dp->before_last_backward();
-        out.loss.backward();
-        loss += out.loss.item<double>();
-        stats += out.stats.cpu();
-      }
-      if (prompts) {
-        run.dp->before_last_backward();
-        prompts->backward();
-      }
-      run.dp->reduce_gradients();
-      loss = run.dp->sum({loss}, "loss")[0];
-      const double grad_norm = clip_grad_norm(run.params, run.config.trainer.max_grad_norm);
-      if (guard.check(step + 1, loss, grad_norm, run.params)) {
-        run.optimizer->step();
-        loss_sum += loss;
-        grad_norm_sum += grad_norm;
-        ++optimizer_steps;
-      } else {
-        run.optimizer->zero_grad();
-        ++skipped;
-      }
-    }
-  }
-  run.dp->sum_(stats, "loss statistics");
-  const auto summary = algo::summarize(stats);
-  const double steps = static_cast<double>(std::max<int64_t>(optimizer_steps, 1));
-  m.set("loss", loss_sum / steps);
-  m.set("grad_norm", grad_norm_sum / steps);
-  m.set("lr", learning_rate(run.config.trainer, step));
-  m.set("kl/mean", summary.kl_mean);
-  m.set("entropy/mean", summary.entropy_mean);
-  m.set("ratio/mean", summary.ratio_mean);
-  m.set("clip_frac/low", summary.clip_frac_low);
-  m.set("clip_frac/high", summary.clip_frac_high);
-  m.set("clip_frac/dual", summary.clip_frac_dual);
-  m.set("nonfinite/skipped_steps", static_cast<double>(skipped));
-  m.set("shared_prompts",
-        static_cast<double>(shared) / static_cast<double>(std::max<int64_t>(minibatches, 1)));
 }
 
 void setup(Run& run, const TrainOptions& options) {
