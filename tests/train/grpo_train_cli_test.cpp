@@ -1,6 +1,7 @@
 // `grpo train` end to end on a tiny model built from scratch: the run directory's outputs,
 // resume after SIGKILL ending bit-identical to an uninterrupted run, SIGTERM's final
-// checkpoint, the config-hash check, dynamic sampling, the reference reset and shared prompts.
+// checkpoint, the config-hash check, dynamic sampling, the reference reset, shared prompts,
+// gradient checkpointing and autocast (validation and LoRA: grpo_train_features_cli_test.cpp).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -8,7 +9,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,99 +19,16 @@
 
 #include "../support/jsonl.h"
 #include "../support/run_cli.h"
-#include "grpo/core/safetensors.h"
+#include "grpo_train_fixture.h"
 
 namespace fs = std::filesystem;
+using grpo::testing::GrpoTrain;
 using grpo::testing::read_jsonl;
 using grpo::testing::run_cli;
 using grpo::testing::shell_quote;
+using grpo::testing::slurp;
 
 namespace {
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class GrpoTrain : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / ("grpo_train_cli_" + std::to_string(getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    const auto data = root_ / "arithmetic.jsonl";
-    auto r = run_cli(
-        "data make --task arithmetic --n 128 --seed 3 --difficulty easy "
-        "--with-solutions --out " +
-        shell_quote(data.string()));
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = run_cli("tokenizer train --input " + shell_quote(data.string()) +
-                " --field response --vocab-size 400 --model-type bpe --out " +
-                shell_quote((root_ / "tokenizer").string()));
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    // The pipeline on an untrained model (configs/smoke_cpu.yaml is the SFT + GRPO recipe).
-    std::ofstream(root_ / "tiny.yaml") << R"(model:
-  init: random
-  architecture: {hidden_size: 64, intermediate_size: 192, num_hidden_layers: 2,
-                 num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256}
-tokenizer: {template: plain}
-data: {max_prompt_tokens: 96}
-rollout: {n: 4, max_new_tokens: 32, temperature: 1.0}
-reward:
-  functions:
-    - {name: math_boxed, weight: 1.0, options: {location: answer_tag}}
-    - {name: format_think_answer, weight: 0.1}
-algorithm: {advantage: grpo, beta: 0.001, loss_aggregation: token_mean}
-trainer: {steps: 6, prompts_per_step: 4, micro_batch_size: 8, lr: 1.0e-4, warmup_steps: 1,
-          seed: 0, device: cpu}
-logging: {samples_per_step: 2}
-)";
-  }
-  static void TearDownTestSuite() { fs::remove_all(root_); }
-
-  // Arguments of a short deterministic run of tiny.yaml on the suite's assets.
-  // The overlong penalty makes rewards differ inside groups, so even the untrained model
-  // gets non-zero advantages and its weights move every step.
-  static std::string run_args(const fs::path& run_dir, int steps, const std::string& extra = "") {
-    return "--log-level warn train --config " + shell_quote((root_ / "tiny.yaml").string()) +
-           " --run-dir " + shell_quote(run_dir.string()) +
-           " --set tokenizer.path=" + shell_quote((root_ / "tokenizer").string()) +
-           " --set data.train_files=[" + shell_quote((root_ / "arithmetic.jsonl").string()) +
-           "] --set trainer.steps=" + std::to_string(steps) +
-           " --set checkpoint.every=2 --set checkpoint.keep_last=10"
-           " --set trainer.deterministic=true --set algorithm.overlong_buffer=16 " +
-           extra;
-  }
-
-  // The metrics of 4-step runs that differ only in `--set key=value`, one per value (none when
-  // a run fails).
-  static std::vector<std::vector<nlohmann::json>> four_step_runs(
-      const std::string& key, const std::vector<std::string>& values) {
-    std::vector<std::vector<nlohmann::json>> runs;
-    for (const auto& value : values) {
-      const auto run = root_ / (key + "_" + value);
-      const auto r = run_cli(run_args(run, 4, "--set " + key + "=" + value));
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      auto metrics = read_jsonl(run / "metrics.jsonl");
-      EXPECT_EQ(metrics.size(), 4u) << key << "=" << value;
-      if (r.exit_code != 0 || metrics.size() != 4u) return {};
-      runs.push_back(std::move(metrics));
-    }
-    return runs;
-  }
-
-  static fs::path policy_weights(const fs::path& run_dir, int step) {
-    std::ostringstream name;
-    name << "step_" << std::string(6 - std::to_string(step).size(), '0') << step;
-    return run_dir / "checkpoints" / name.str() / "policy" / "model.safetensors";
-  }
-
-  static fs::path root_;
-};
-
-fs::path GrpoTrain::root_;
 
 TEST_F(GrpoTrain, TinyRunWritesEveryOutput) {
   const auto run = root_ / "tiny";
@@ -210,172 +127,6 @@ TEST_F(GrpoTrain, ResumeFromACheckpointEndsBitIdentical) {
     EXPECT_EQ(b[i].at("reward/mean").get<double>(), a[i + 2].at("reward/mean").get<double>());
     EXPECT_EQ(b[i].at("loss").get<double>(), a[i + 2].at("loss").get<double>());
   }
-}
-
-// Held-out validation (validation:): its figures and per-item results are those of `grpo eval`
-// on the checkpoint of the same step with the same sampling settings, and it leaves training
-// alone (the training metrics equal a run without it).
-TEST_F(GrpoTrain, ValidationEqualsGrpoEvalOfTheCheckpointAndLeavesTrainingAlone) {
-  const auto data = root_ / "arithmetic.jsonl";
-  const auto plain = root_ / "val_off", validated = root_ / "val_on";
-  // A large learning rate, so that the samples of step 0 and step 4 differ.
-  const std::string lr = " --set trainer.lr=0.02 ";
-  ASSERT_EQ(run_cli(run_args(plain, 4, lr)).exit_code, 0);
-  const auto r =
-      run_cli(run_args(validated, 4,
-                       lr + "--set validation.files=[" + shell_quote(data.string()) +
-                           "] --set validation.max_items=12 --set validation.n=3"
-                           " --set validation.every=2 --set validation.max_new_tokens=24"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-
-  // Validation before training (step 0) and every 2 steps.
-  const auto off = read_jsonl(plain / "metrics.jsonl");
-  const auto on = read_jsonl(validated / "metrics.jsonl");
-  ASSERT_EQ(off.size(), 4u);
-  ASSERT_EQ(on.size(), 5u);
-  EXPECT_EQ(on[0].at("step").get<int>(), 0);
-  EXPECT_FALSE(on[0].contains("reward/mean"));  // no training figures at step 0
-  for (int step = 0; step <= 4; ++step) {
-    const auto& m = on[static_cast<size_t>(step)];
-    EXPECT_EQ(m.contains("val/pass@1"), step % 2 == 0) << "step " << step;
-  }
-  for (size_t i = 0; i < off.size(); ++i) {
-    for (const auto& [key, value] : off[i].items()) {
-      if (key.rfind("time/", 0) == 0 || key.rfind("throughput/", 0) == 0 ||
-          key.rfind("memory/", 0) == 0) {
-        continue;
-      }
-      EXPECT_EQ(on[i + 1].at(key), value) << "step " << i + 1 << " " << key;
-    }
-  }
-
-  // grpo eval on the step-4 checkpoint with validation's settings (temperature 0.6 and top-p
-  // 0.95 are both verbs' defaults; the config gives the rewards, fields and template).
-  const auto policy = policy_weights(validated, 4).parent_path();
-  const auto items = root_ / "val_eval_items.jsonl", summary = root_ / "val_eval_summary.json";
-  const auto e = run_cli(
-      "--log-level warn eval --model " + shell_quote(policy.string()) + " --data " +
-      shell_quote(data.string()) + " --config " + shell_quote((root_ / "tiny.yaml").string()) +
-      " --n 3 --limit 12 --max-new-tokens 24 --seed 0 --output " + shell_quote(items.string()) +
-      " --summary " + shell_quote(summary.string()));
-  ASSERT_EQ(e.exit_code, 0) << e.err;
-  const auto figures = nlohmann::json::parse(slurp(summary));
-  for (const char* key : {"pass@1", "pass@2", "pass@3", "cons@3", "reward/mean",
-                          "reward/math_boxed/mean", "response_length/mean", "truncated_fraction"}) {
-    ASSERT_TRUE(figures.contains(key)) << key;
-    EXPECT_EQ(on[4].at(std::string("val/") + key), figures.at(key)) << key;
-  }
-  const auto expected = read_jsonl(items);
-  const auto got = read_jsonl(validated / "validation" / "step_000004.jsonl");
-  ASSERT_EQ(expected.size(), 12u);
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected[i]) << "item " << i;
-  EXPECT_TRUE(fs::exists(validated / "validation" / "step_000002.jsonl"));
-  // The policy moved between validations: step 0's samples are not step 4's.
-  EXPECT_NE(read_jsonl(validated / "validation" / "step_000000.jsonl"), got);
-}
-
-TEST_F(GrpoTrain, BadValidationSettingsFailBeforeTraining) {
-  const std::string files =
-      " --set validation.files=[" + shell_quote((root_ / "arithmetic.jsonl").string()) + "]";
-  const auto no_reward = root_ / "val_bad_reward";
-  auto r = run_cli(run_args(no_reward, 2, files + " --set validation.pass_reward=countdown"));
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("'countdown' is not among: math_boxed, format_think_answer"),
-            std::string::npos)
-      << r.err;
-  EXPECT_FALSE(fs::exists(no_reward / "metrics.jsonl"));
-
-  // A prompt over data.max_prompt_tokens names the validation file and line at setup.
-  const auto long_prompt = root_ / "val_long_prompt";
-  r = run_cli(run_args(long_prompt, 2, files + " --set data.max_prompt_tokens=3"));
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("validation: " + (root_ / "arithmetic.jsonl").string() + " item 1:"),
-            std::string::npos)
-      << r.err;
-  EXPECT_FALSE(fs::exists(long_prompt / "metrics.jsonl"));
-}
-
-// Validation files are read as grpo eval reads benchmarks: their own field names, and GSM8K's
-// gold answer is the text after ####, not the rationale.
-TEST_F(GrpoTrain, ValidationReadsBenchmarkFilesAsGrpoEvalDoes) {
-  const auto gsm = root_ / "gsm8k_like.jsonl";
-  std::ofstream(gsm) << R"({"question": "Calculate 1 + 2.", "answer": "1 + 2 = 3.\n#### 3"})"
-                     << "\n"
-                     << R"({"question": "Calculate 2 * 4.", "answer": "2 * 4 = 8.\n#### 8"})"
-                     << "\n";
-  const auto run = root_ / "val_gsm";
-  const auto r = run_cli(run_args(run, 1,
-                                  "--set validation.files=[" + shell_quote(gsm.string()) +
-                                      "] --set validation.prompt_field=question"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto items = read_jsonl(run / "validation" / "step_000000.jsonl");
-  ASSERT_EQ(items.size(), 2u);
-  EXPECT_EQ(items[0].at("prompt"), "Calculate 1 + 2.");
-  EXPECT_EQ(items[0].at("answer"), "3");
-  EXPECT_EQ(items[1].at("answer"), "8");
-  EXPECT_EQ(items[1].at("index"), 1);
-}
-
-// LoRA (model.lora): only the adapters train (every other tensor of the merged policy folders
-// stays what it was), the reference is the base (KL exactly 0 while the adapters are fresh),
-// checkpoints hold PEFT adapter folders, and a resumed run ends bit-identical.
-TEST_F(GrpoTrain, LoraTrainsOnlyTheAdaptersAndResumesBitIdentical) {
-  const std::string lora =
-      " --set model.lora.rank=4 --set model.lora.target_modules=[q_proj,v_proj,down_proj]"
-      " --set trainer.lr=0.02 ";
-  const auto full = root_ / "lora_full";
-  auto r = run_cli(run_args(full, 4, lora));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto adapter = full / "checkpoints" / "step_000004" / "adapter";
-  ASSERT_TRUE(fs::exists(adapter / "adapter_model.safetensors"));
-  const auto config = nlohmann::json::parse(slurp(adapter / "adapter_config.json"));
-  EXPECT_EQ(config.at("peft_type"), "LORA");
-  EXPECT_EQ(config.at("r"), 4);
-  EXPECT_EQ(config.at("target_modules"), nlohmann::json({"down_proj", "q_proj", "v_proj"}));
-  // 2 layers x 3 projections x (A, B).
-  EXPECT_EQ(
-      grpo::safetensors::File((adapter / "adapter_model.safetensors").string()).tensors().size(),
-      12u);
-
-  // The merged policy folders of steps 2 and 4: only the adapted projections differ.
-  const grpo::safetensors::File a(policy_weights(full, 2).string()),
-      b(policy_weights(full, 4).string());
-  int changed = 0, same = 0;
-  for (const auto& info : a.tensors()) {
-    const auto& other = b.at(info.name);
-    ASSERT_EQ(info.nbytes(), other.nbytes()) << info.name;
-    const bool equal = std::memcmp(a.data(info), b.data(other), info.nbytes()) == 0;
-    const bool adapted = info.name.find("q_proj.weight") != std::string::npos ||
-                         info.name.find("v_proj.weight") != std::string::npos ||
-                         info.name.find("down_proj.weight") != std::string::npos;
-    EXPECT_EQ(equal, !adapted) << info.name;
-    (equal ? same : changed) += 1;
-  }
-  EXPECT_EQ(changed, 6);
-  EXPECT_GT(same, 10);
-
-  const auto m = read_jsonl(full / "metrics.jsonl");
-  ASSERT_EQ(m.size(), 4u);
-  EXPECT_EQ(m[0].at("kl/mean").get<double>(), 0.0);  // fresh adapters: the policy is the base
-  EXPECT_GT(m[3].at("kl/mean").get<double>(), 0.0);
-
-  // Resume from the step-2 checkpoint: the same adapters and merged weights at step 4.
-  const auto resumed = root_ / "lora_resumed";
-  fs::create_directories(resumed / "checkpoints");
-  fs::copy(full / "checkpoints" / "step_000002", resumed / "checkpoints" / "step_000002",
-           fs::copy_options::recursive);
-  r = run_cli(run_args(resumed, 4, lora + "--resume auto"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(slurp(policy_weights(resumed, 4)), slurp(policy_weights(full, 4)));
-  EXPECT_EQ(
-      slurp(resumed / "checkpoints" / "step_000004" / "adapter" / "adapter_model.safetensors"),
-      slurp(adapter / "adapter_model.safetensors"));
-
-  // The base never moves, so a reference reset has nothing to copy: refused before starting.
-  r = run_cli(run_args(root_ / "lora_reset", 2, lora + "--set algorithm.ref_reset_every=1"));
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("ref_reset_every"), std::string::npos) << r.err;
 }
 
 // Starts `grpo <args>` (shell words) in the background; returns its pid.
