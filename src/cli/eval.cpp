@@ -19,6 +19,7 @@
 #include "grpo/core/log.h"
 #include "grpo/core/safetensors.h"
 #include "grpo/model/checkpoint.h"
+#include "grpo/model/lora.h"
 #include "grpo/reward/pipeline.h"
 #include "grpo/text/template.h"
 #include "grpo/text/tokenizer.h"
@@ -32,6 +33,7 @@ namespace {
 
 struct EvalArgs {
   std::string model;
+  std::string adapter;  // a PEFT LoRA adapter folder applied to the model
   std::string data;
   std::string config_file;
   std::vector<std::string> rewards;
@@ -140,6 +142,7 @@ void run_eval(EvalArgs& a) {
 
   const auto tok = text::load_tokenizer(a.model);
   model::CausalLM model = model::load_hf(a.model, pick_dtype(a.dtype));
+  if (!a.adapter.empty()) model::apply_lora_adapter(model, a.adapter);
   model->to(pick_device(a.device));
   model->eval();
   train::Evaluator evaluator(model, *tok, tmpl, pipeline, a.eval);
@@ -203,6 +206,9 @@ void add_eval_verb(CLI::App& app) {
       "eval", "pass@1, pass@k and cons@k of a model folder on a JSONL benchmark");
   cmd->add_option("--model", a->model, "Model folder (config.json, *.safetensors, tokenizer)")
       ->required();
+  cmd->add_option("--adapter", a->adapter,
+                  "LoRA adapter folder (PEFT layout: adapter_config.json, "
+                  "adapter_model.safetensors) applied to the model");
   cmd->add_option("--data", a->data, "Benchmark JSONL, one item per line")->required();
   cmd->add_option("--reward", a->rewards,
                   "Reward function by name (repeatable); with --config: picks among its functions")

@@ -16,6 +16,7 @@
 #include "grpo/core/log.h"
 #include "grpo/core/safetensors.h"
 #include "grpo/model/checkpoint.h"
+#include "grpo/model/lora.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/text/template.h"
 #include "grpo/text/tokenizer.h"
@@ -28,6 +29,7 @@ namespace {
 
 struct GenerateOptions {
   std::string model;
+  std::string adapter;  // a PEFT LoRA adapter folder applied to the model
   std::vector<std::string> prompts;
   std::string input;
   std::string field = "prompt";
@@ -119,6 +121,7 @@ void run_generate(const GenerateOptions& o) {
     GRPO_CHECK_KIND(usage, o.dtype == "float32", "--dtype must be float32, bfloat16 or float16");
   }
   model::CausalLM model = model::load_hf(o.model, model::to_scalar_type(dtype));
+  if (!o.adapter.empty()) model::apply_lora_adapter(model, o.adapter);
   model->to(pick_device(o.device));
   model->eval();
   rollout::EngineOptions eo;
@@ -163,6 +166,9 @@ void add_generate_verb(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Sample completions from a model folder");
   cmd->add_option("--model", o->model, "Model folder (config.json, *.safetensors, tokenizer)")
       ->required();
+  cmd->add_option("--adapter", o->adapter,
+                  "LoRA adapter folder (PEFT layout: adapter_config.json, "
+                  "adapter_model.safetensors) applied to the model");
   cmd->add_option("--prompt", o->prompts, "Prompt text (repeatable)");
   cmd->add_option("--input", o->input, "prompts.jsonl: one JSON object per line");
   cmd->add_option("--field", o->field, "The --input field holding the prompt")

@@ -135,7 +135,10 @@ void save_lora_adapter(CausalLM& model, const LoraSpec& spec, const std::string&
   st::write_text_atomic((fs::path(dir) / "adapter_config.json").string(), config.dump(2) + "\n");
 }
 
-void load_lora_adapter(CausalLM& model, const LoraSpec& spec, const std::string& dir) {
+namespace {
+
+// dir/adapter_config.json, checked for the PEFT variants whose forward is not plain LoRA.
+nlohmann::json read_adapter_config(const std::string& dir) {
   const fs::path config_path = fs::path(dir) / "adapter_config.json";
   const fs::path weights = fs::path(dir) / "adapter_model.safetensors";
   GRPO_CHECK(fs::exists(config_path) && fs::exists(weights), dir,
@@ -158,6 +161,38 @@ void load_lora_adapter(CausalLM& model, const LoraSpec& spec, const std::string&
     GRPO_CHECK(it == config.end() || it->is_null() || it->empty(), config_path.string(), ": ",
                pattern, " is set; only one rank and alpha for every projection is supported");
   }
+  return config;
+}
+
+}  // namespace
+
+LoraSpec read_lora_spec(const std::string& dir) {
+  const nlohmann::json config = read_adapter_config(dir);
+  LoraSpec spec;
+  spec.rank = config.value("r", int64_t{0});
+  spec.alpha = config.value("lora_alpha", 0.0);
+  GRPO_CHECK(spec.rank >= 1 && spec.alpha > 0, dir, "/adapter_config.json: r ", spec.rank,
+             " and lora_alpha ", spec.alpha, " must be positive");
+  const auto targets = config.find("target_modules");
+  GRPO_CHECK(targets != config.end() && targets->is_array() && !targets->empty(), dir,
+             "/adapter_config.json: target_modules must be a non-empty list of module names");
+  for (const auto& t : *targets) {
+    GRPO_CHECK(t.is_string(), dir, "/adapter_config.json: target_modules holds ", t.dump());
+    spec.targets.push_back(t.get<std::string>());
+  }
+  return spec;
+}
+
+void apply_lora_adapter(CausalLM& model, const std::string& dir) {
+  const LoraSpec spec = read_lora_spec(dir);
+  attach_lora(model, spec);
+  load_lora_adapter(model, spec, dir);
+}
+
+void load_lora_adapter(CausalLM& model, const LoraSpec& spec, const std::string& dir) {
+  const nlohmann::json config = read_adapter_config(dir);
+  const fs::path config_path = fs::path(dir) / "adapter_config.json";
+  const fs::path weights = fs::path(dir) / "adapter_model.safetensors";
   GRPO_CHECK(config.value("r", int64_t{0}) == spec.rank &&
                  std::abs(config.value("lora_alpha", 0.0) - spec.alpha) < 1e-12,
              config_path.string(), ": r ", config.value("r", int64_t{0}), " and lora_alpha ",

@@ -88,6 +88,15 @@ TEST(Lora, AdapterWrittenByPeftGivesPeftsLogits) {
   EXPECT_LT(diff, 1e-4);
   EXPECT_GT(moved, 0.5);
 
+  // The spec read from PEFT's adapter_config.json gives the same model.
+  const gm::LoraSpec read = gm::read_lora_spec(fix + "/adapter");
+  EXPECT_EQ(read.rank, 4);
+  EXPECT_EQ(read.alpha, 8.0);
+  EXPECT_EQ(read.targets.size(), 4u);
+  gm::CausalLM applied = gm::load_hf(base, at::kFloat);
+  gm::apply_lora_adapter(applied, fix + "/adapter");
+  EXPECT_TRUE(at::equal(applied->forward(input, o).logits, ours));
+
   // Kept for `make_lora_fixture.py --check`: our adapter files and merged folder for PEFT.
   const fs::path out = fs::temp_directory_path() / "grpo_lora_check";
   fs::remove_all(out);

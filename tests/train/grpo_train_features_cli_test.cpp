@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -187,6 +188,61 @@ TEST_F(GrpoTrain, LoraTrainsOnlyTheAdaptersAndResumesBitIdentical) {
   r = run_cli(run_args(root_ / "lora_reset", 2, lora + "--set algorithm.ref_reset_every=1"));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("ref_reset_every"), std::string::npos) << r.err;
+}
+
+// A LoRA checkpoint's adapter folder on its base model folder (generate and eval --adapter)
+// gives what the checkpoint's merged policy folder gives.
+TEST_F(GrpoTrain, AdapterOnTheBaseModelActsAsTheMergedPolicy) {
+  const auto base_run = root_ / "adapter_base";  // a base model folder: a 1-step run's policy
+  ASSERT_EQ(run_cli(run_args(base_run, 1)).exit_code, 0);
+  const auto base = policy_weights(base_run, 1).parent_path();
+  const auto lora = root_ / "adapter_lora";
+  auto r = run_cli(
+      run_args(lora, 4,
+               "--set model.init=pretrained --set model.path=" + shell_quote(base.string()) +
+                   " --set model.lora.rank=4 --set trainer.lr=0.02"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto checkpoint = lora / "checkpoints" / "step_000004";
+  const std::string prompts =
+      " --prompt 'Calculate 1 + 2.' --prompt 'Calculate 7 - (4 + 2).' --n 2 --max-new-tokens 16"
+      " --temperature 0";
+  const auto completions = [&](const std::string& model) {
+    const auto g = run_cli("--log-level warn generate --model " + model + prompts);
+    EXPECT_EQ(g.exit_code, 0) << g.err;
+    std::vector<std::string> out;
+    std::istringstream lines(g.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) out.push_back(nlohmann::json::parse(line).at("completion"));
+    }
+    return out;
+  };
+  const auto merged = completions(shell_quote((checkpoint / "policy").string()));
+  const auto adapted = completions(shell_quote(base.string()) + " --adapter " +
+                                   shell_quote((checkpoint / "adapter").string()));
+  ASSERT_EQ(merged.size(), 4u);
+  EXPECT_EQ(adapted, merged);
+  EXPECT_NE(completions(shell_quote(base.string())), merged);  // the adapters matter
+
+  // eval --adapter: the same figures as eval of the merged folder.
+  const auto data = shell_quote((root_ / "arithmetic.jsonl").string());
+  const auto eval = [&](const std::string& model) {
+    const auto e = run_cli("--log-level warn eval --model " + model + " --data " + data +
+                           " --config " + shell_quote((root_ / "tiny.yaml").string()) +
+                           " --n 2 --limit 6 --max-new-tokens 16");
+    EXPECT_EQ(e.exit_code, 0) << e.err;
+    return e.exit_code == 0 ? nlohmann::json::parse(e.out) : nlohmann::json();
+  };
+  const auto a = eval(shell_quote((checkpoint / "policy").string()));
+  const auto b = eval(shell_quote(base.string()) + " --adapter " +
+                      shell_quote((checkpoint / "adapter").string()));
+  for (const char* key : {"pass@1", "reward/mean", "response_length/mean"}) {
+    EXPECT_EQ(a.at(key), b.at(key)) << key;
+  }
+  // Not an adapter folder: one clear error.
+  r = run_cli("generate --model " + shell_quote(base.string()) + " --adapter " +
+              shell_quote(base.string()) + " --prompt x");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a LoRA adapter folder"), std::string::npos) << r.err;
 }
 
 }  // namespace

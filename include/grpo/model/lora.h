@@ -51,4 +51,11 @@ void save_lora_adapter(CausalLM& model, const LoraSpec& spec, const std::string&
 // rank: adapter_config.json must agree with `spec`); errors name the folder and the tensor.
 void load_lora_adapter(CausalLM& model, const LoraSpec& spec, const std::string& dir);
 
+// The spec a PEFT adapter folder describes (r, lora_alpha, target_modules of
+// adapter_config.json; plain LoRA only, as load_lora_adapter). seed is 0 (A is read, not drawn).
+LoraSpec read_lora_spec(const std::string& dir);
+// Attaches the adapters of a PEFT adapter folder to `model` and reads their weights: a base
+// model folder plus an adapter trained here or by PEFT (`grpo generate/eval --adapter`).
+void apply_lora_adapter(CausalLM& model, const std::string& dir);
+
 }  // namespace grpo::model
