@@ -95,8 +95,7 @@ struct ModelArchitecture {
 struct LoraConfig {
   int rank = 0;
   double alpha = 16.0;
-  std::vector<std::string> target_modules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                             "gate_proj", "up_proj", "down_proj"};
+  std::vector<std::string> target_modules = known_targets();  // all of them
 
   static const std::vector<std::string>& known_targets() {
     static const std::vector<std::string> k{"q_proj",    "k_proj",  "v_proj",   "o_proj",
@@ -111,11 +110,11 @@ struct LoraConfig {
   }
   void check(Checker& c) const {
     const auto& k = known_targets();
+    std::string names;
+    for (const auto& n : k) names += (names.empty() ? "" : ", ") + n;
     for (const auto& t : target_modules) {
       c.require(std::find(k.begin(), k.end(), t) != k.end(), "target_modules",
-                "'" + t +
-                    "' is not a projection LoRA attaches to: q_proj, k_proj, v_proj, o_proj, "
-                    "gate_proj, up_proj, down_proj");
+                "'" + t + "' is not a projection LoRA attaches to: " + names);
     }
     c.require(rank == 0 || !target_modules.empty(), "target_modules",
               "is empty: with rank > 0, name the projections to adapt");
