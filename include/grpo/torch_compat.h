@@ -7,12 +7,29 @@
 #include <torch/version.h>
 
 #include <cstdint>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 #define GRPO_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||       \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 namespace grpo::compat {
+
+// The key of a parameter's entry in torch::optim::Optimizer::state() (a map of type `Map`): the
+// parameter's TensorImpl address, as a string in 1.13 and as the pointer itself in 2.x.
+template <class Map>
+typename Map::key_type optimizer_state_key(const at::Tensor& param) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << param.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return param.unsafeGetTensorImpl();
+  }
+}
 
 // torch::cuda::device_count() returns size_t in 1.13 and int in 2.x.
 inline int64_t cuda_device_count() { return static_cast<int64_t>(torch::cuda::device_count()); }

@@ -11,6 +11,7 @@
 #include "grpo/dist/gradient_reducer.h"
 #include "grpo/dist/process_group.h"
 #include "grpo/torch_compat.h"
+#include "grpo/train/sharded_adamw.h"
 
 namespace grpo::train {
 namespace {
@@ -97,6 +98,22 @@ void DataParallel::periodic_check(int64_t steps_done, const NamedParameters& par
   if (!active() || config_.param_check_every <= 0) return;
   if (steps_done % config_.param_check_every != 0) return;
   dist::check_same_parameters(*group_, params, "step " + std::to_string(steps_done));
+}
+
+std::unique_ptr<Optimizer> DataParallel::make_optimizer(const NamedParameters& params,
+                                                        const config::TrainerConfig& trainer) {
+  if (!config_.shard_optimizer) return make_whole_adamw(params, trainer);
+  const auto bucket_bytes = static_cast<size_t>(config_.bucket_mb * 1024.0 * 1024.0);
+  auto sharded = std::make_unique<ShardedAdamW>(params, trainer, group_.get(), bucket_bytes);
+  if (is_main()) {
+    int64_t whole = 0;
+    for (const auto& item : params) whole += 2 * item.second.numel() * item.second.element_size();
+    auto mib = [](int64_t bytes) { return std::round(static_cast<double>(bytes) / 104857.6) / 10; };
+    log::info("optimizer state sharded over ", world_size(),
+              " rank(s): ", mib(sharded->state_bytes()),
+              " MiB of AdamW moments per rank (whole: ", mib(whole), " MiB)");
+  }
+  return sharded;
 }
 
 void DataParallel::before_last_backward() {

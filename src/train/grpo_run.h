@@ -38,7 +38,7 @@ struct Run {
   std::unique_ptr<reward::RewardPipeline> rewards;
   std::unique_ptr<rollout::RolloutEngine> engine;
   NamedParameters params;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<Optimizer> optimizer;  // whole or sharded (distributed.shard_optimizer)
   algo::BatchPlan plan;
   double logprob_temperature = 1.0;
   at::ScalarType autocast_dtype = at::kFloat;  // trainer.autocast; kFloat: off

@@ -306,9 +306,9 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   if (run.reference) run.reference->to(run.device);
   run.params = trainable_parameters(*run.policy);
   run.dp->start(run.params);  // identical parameters on every rank, gradient buckets
-  run.optimizer = make_adamw(run.params, config.trainer);
+  run.optimizer = run.dp->make_optimizer(run.params, config.trainer);
   if (resume) {
-    load_optimizer(*run.optimizer, (fs::path(resume->dir) / kOptimizerFile).string());
+    run.optimizer->load((fs::path(resume->dir) / kOptimizerFile).string());
     if (run.dp->is_main()) restore_torch_rng(resume->state.rng_states);  // rank 0's stream
     run.dataset->restore(data::DataCursor::from_json(resume->state.data_cursor));
     guard.restore(resume->state.extra.value("nonfinite_consecutive", 0),
@@ -338,7 +338,8 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   }
   CheckpointManager checkpoints(options.run_dir, config.checkpoint.keep_last);
   auto save = [&](int64_t steps_done) {
-    if (!run.dp->is_main()) return;  // rank 0 writes checkpoints; every rank resumes from them
+    run.optimizer->gather_for_save();  // every rank: a sharded state comes together on rank 0
+    if (!run.dp->is_main()) return;    // rank 0 writes checkpoints; every rank resumes from them
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
@@ -348,7 +349,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
                    {"nonfinite_total", guard.total_skipped()}};
     CheckpointWriters writers;
     set_policy_writers(writers, run.policy, config.model, run.tokenizer_dir);
-    writers.optimizer = [&](const std::string& path) { save_optimizer(*run.optimizer, path); };
+    writers.optimizer = [&](const std::string& path) { run.optimizer->save(path); };
     if (run.reference_reset) {
       writers.reference = [&](const std::string& dir) {
         model::save_hf(run.reference, dir, run.tokenizer_dir);

@@ -17,7 +17,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
   auto stats = at::zeros({algo::kStatCount}, at::kDouble);
   double loss_sum = 0, grad_norm_sum = 0;
   int64_t optimizer_steps = 0, skipped = 0, minibatches = 0, shared = 0;
-  set_learning_rate(*run.optimizer, learning_rate(run.config.trainer, step));
+  run.optimizer->set_learning_rate(learning_rate(run.config.trainer, step));
   for (int iteration = 0; iteration < algorithm.mu; ++iteration) {
     for (int64_t begin = 0; begin < batch.size(); begin += mb) {
       const int64_t end = std::min(batch.size(), begin + mb);

@@ -54,17 +54,20 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedParameters& params,
   std::vector<at::Tensor> decay, no_decay;
   for (const auto& [name, p] : params) (uses_weight_decay(name) ? decay : no_decay).push_back(p);
   GRPO_CHECK(!params.empty(), "make_adamw: no trainable parameters");
-  auto options = [&](double weight_decay) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(learning_rate(config, 0));
-    o->betas(std::make_tuple(config.adam_beta1, config.adam_beta2))
-        .eps(config.adam_eps)
-        .weight_decay(weight_decay);
-    return o;
-  };
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  if (!decay.empty()) groups.emplace_back(decay, options(config.weight_decay));
-  if (!no_decay.empty()) groups.emplace_back(no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, *options(config.weight_decay));
+  if (!decay.empty()) groups.emplace_back(decay, adamw_options(config, config.weight_decay));
+  if (!no_decay.empty()) groups.emplace_back(no_decay, adamw_options(config, 0.0));
+  return std::make_unique<torch::optim::AdamW>(groups,
+                                               *adamw_options(config, config.weight_decay));
+}
+
+std::unique_ptr<torch::optim::AdamWOptions> adamw_options(const config::TrainerConfig& config,
+                                                          double weight_decay) {
+  auto o = std::make_unique<torch::optim::AdamWOptions>(learning_rate(config, 0));
+  o->betas(std::make_tuple(config.adam_beta1, config.adam_beta2))
+      .eps(config.adam_eps)
+      .weight_decay(weight_decay);
+  return o;
 }
 
 double learning_rate(const config::TrainerConfig& config, int64_t step) {
@@ -119,6 +122,33 @@ void load_optimizer(torch::optim::Optimizer& optimizer, const std::string& path)
         "cannot load optimizer state ", path,
         " (was it saved for the same model and parameter order?): ", e.what_without_backtrace());
   }
+}
+
+namespace {
+
+class WholeAdamW final : public Optimizer {
+ public:
+  WholeAdamW(const NamedParameters& params, const config::TrainerConfig& config)
+      : adamw_(make_adamw(params, config)) {
+    for (const auto& item : params) bytes_ += 2 * item.second.numel() * item.second.element_size();
+  }
+  void set_learning_rate(double lr) override { train::set_learning_rate(*adamw_, lr); }
+  void zero_grad() override { adamw_->zero_grad(); }
+  void step() override { adamw_->step(); }
+  void save(const std::string& path) override { save_optimizer(*adamw_, path); }
+  void load(const std::string& path) override { load_optimizer(*adamw_, path); }
+  int64_t state_bytes() const override { return bytes_; }
+
+ private:
+  std::unique_ptr<torch::optim::AdamW> adamw_;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_whole_adamw(const NamedParameters& params,
+                                            const config::TrainerConfig& config) {
+  return std::make_unique<WholeAdamW>(params, config);
 }
 
 }  // namespace grpo::train

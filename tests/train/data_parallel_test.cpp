@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "../support/gloo.h"
 #include "../support/run_cli.h"
@@ -241,6 +242,38 @@ TEST_F(DataParallelTrain, TwoRanksWithGradientCheckpointingEqualOneRankWithout) 
   const auto p1 = policy(dir_ / "ckpt_one/checkpoints/step_000002");
   EXPECT_GT(max_diff(p1, policy(dir_ / "ckpt_one/checkpoints/step_000001")), 1e-4);
   EXPECT_LT(max_diff(p1, policy(dir_ / "ckpt_two/checkpoints/step_000002")), 1e-6);
+}
+
+// distributed.shard_optimizer: each rank keeps half of the AdamW moments and steps its half, and
+// the run ends where the unsharded two-rank run does. The checkpoints are interchangeable: the
+// sharded run's step-1 checkpoint resumed without sharding, and the unsharded run's with it,
+// both redo step 2 (the config hash differs, hence --force-resume).
+TEST_F(DataParallelTrain, ShardedOptimizerStepsAsWholeAndSharesCheckpoints) {
+  InDir in(dir_);
+  const std::string launch = "launch --nproc-per-node 2 --";
+  const std::string shard = "--set distributed.shard_optimizer=true";
+  auto whole = train(launch, "zero_whole");
+  ASSERT_EQ(whole.exit_code, 0) << whole.out << whole.err;
+  auto sharded = train(launch, "zero_sharded", shard);
+  ASSERT_EQ(sharded.exit_code, 0) << sharded.out << sharded.err;
+  const auto p_whole = policy(dir_ / "zero_whole/checkpoints/step_000002");
+  const auto p_sharded = policy(dir_ / "zero_sharded/checkpoints/step_000002");
+  EXPECT_GT(max_diff(p_whole, policy(dir_ / "zero_whole/checkpoints/step_000001")), 1e-4);
+  const double diff = max_diff(p_whole, p_sharded);
+  std::cout << "max |sharded - whole optimizer| over the parameters after 2 steps: " << diff
+            << "\n";
+  EXPECT_LT(diff, 1e-6);
+
+  const std::vector<std::tuple<std::string, std::string, std::string>> resumes{
+      {"zero_sharded", "zero_to_whole", ""}, {"zero_whole", "zero_to_sharded", shard}};
+  for (const auto& [from, to, extra] : resumes) {
+    fs::copy(dir_ / from, dir_ / to, fs::copy_options::recursive);
+    fs::remove_all(dir_ / to / "checkpoints/step_000002");
+    auto resumed = train(launch, to, extra + " --resume auto --force-resume");
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+    const auto p_from = from == "zero_whole" ? p_whole : p_sharded;
+    EXPECT_LT(max_diff(p_from, policy(dir_ / to / "checkpoints/step_000002")), 1e-6) << to;
+  }
 }
 
 // A rank that dies mid-run (SIGKILL, no launcher to clean up): the other one's next collective

@@ -7,10 +7,9 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
-#include <sstream>
-#include <type_traits>
 
 #include "grpo/core/error.h"
+#include "grpo/torch_compat.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
@@ -38,18 +37,11 @@ void set_grad(at::Tensor& p, std::vector<double> values) {
   p.mutable_grad() = torch::tensor(values, p.options().requires_grad(false));
 }
 
-// The optimizer's per-parameter state. LibTorch keys it by the parameter's TensorImpl address,
-// as a string in 1.13 and as the pointer itself in later versions.
+// The optimizer's per-parameter state.
 template <class Map>
 torch::optim::AdamWParamState& adam_state(Map& states, const at::Tensor& p) {
-  using Key = typename Map::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream key;
-    key << p.unsafeGetTensorImpl();
-    return static_cast<torch::optim::AdamWParamState&>(*states.at(key.str()));
-  } else {
-    return static_cast<torch::optim::AdamWParamState&>(*states.at(p.unsafeGetTensorImpl()));
-  }
+  return static_cast<torch::optim::AdamWParamState&>(
+      *states.at(grpo::compat::optimizer_state_key<Map>(p)));
 }
 
 }  // namespace

@@ -61,6 +61,11 @@ class DataParallel {
   // divides it.
   void periodic_check(int64_t steps_done, const NamedParameters& params);
 
+  // AdamW over `params` (start() first): whole in this process, or sharded over the ranks when
+  // distributed.shard_optimizer is set (ShardedAdamW; one process then owns all of it).
+  std::unique_ptr<Optimizer> make_optimizer(const NamedParameters& params,
+                                            const config::TrainerConfig& trainer);
+
   // Call before the last backward of an optimizer step: its buckets overlap the backward.
   void before_last_backward();
   // Sums the gradients over the ranks (before clipping and the optimizer step).

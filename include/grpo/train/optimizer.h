@@ -14,6 +14,10 @@
 
 #include "grpo/core/config/trainer.h"
 
+namespace grpo::dist {
+class ProcessGroup;
+}  // namespace grpo::dist
+
 namespace grpo::train {
 
 // Parameters with their Hugging Face names ("model.layers.0.mlp.up_proj.weight"), in module
@@ -32,6 +36,10 @@ bool uses_weight_decay(const std::string& name);
 // The learning rate starts at learning_rate(config, 0).
 std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedParameters& params,
                                                 const config::TrainerConfig& config);
+
+// One parameter group's options: config's betas and eps, the learning rate of step 0.
+std::unique_ptr<torch::optim::AdamWOptions> adamw_options(const config::TrainerConfig& config,
+                                                          double weight_decay);
 
 // The learning rate of 0-based step `step` (the step about to be taken):
 //   warm-up (step < W):  lr * (step + 1) / W
@@ -54,5 +62,29 @@ double clip_grad_norm(const NamedParameters& params, double max_norm);
 // Loading requires an optimizer built over the same parameters in the same order.
 void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& path);
 void load_optimizer(torch::optim::Optimizer& optimizer, const std::string& path);
+
+// What the training loops ask of their optimizer: AdamW as make_adamw builds it, either whole in
+// this process or sharded over data-parallel ranks (ShardedAdamW, sharded_adamw.h). Both save
+// and load the same file, so a run may resume with the other kind or another world size.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual void set_learning_rate(double lr) = 0;
+  // Clears the trainable parameters' gradients.
+  virtual void zero_grad() = 0;
+  // One AdamW step from the parameters' (summed, clipped) gradients. Sharded: every rank.
+  virtual void step() = 0;
+  // Checkpoints: gather_for_save() on every rank (a collective when sharded), then save(path) on
+  // the rank that writes; load(path) on every rank.
+  virtual void gather_for_save() {}
+  virtual void save(const std::string& path) = 0;
+  virtual void load(const std::string& path) = 0;
+  // Bytes of AdamW moments this process holds.
+  virtual int64_t state_bytes() const = 0;
+};
+
+// The whole optimizer in this process (make_adamw, save_optimizer, load_optimizer).
+std::unique_ptr<Optimizer> make_whole_adamw(const NamedParameters& params,
+                                            const config::TrainerConfig& config);
 
 }  // namespace grpo::train

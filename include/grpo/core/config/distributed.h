@@ -21,6 +21,7 @@ struct DistributedConfig {
   double timeout_s = 600;                        // a collective that takes longer is an error
   double bucket_mb = 25;                         // gradient all-reduce bucket size
   int param_check_every = 0;                     // steps between parameter checksums; 0: start only
+  bool shard_optimizer = false;                  // ZeRO-1: each rank holds 1/W of the AdamW state
 
   template <class V>
   void visit(V& v) {
@@ -28,6 +29,7 @@ struct DistributedConfig {
     v("timeout_s", timeout_s, greater_than(0));
     v("bucket_mb", bucket_mb, greater_than(0));
     v("param_check_every", param_check_every, at_least(0));
+    v("shard_optimizer", shard_optimizer);
   }
 };
 
