@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "grpo/core/log.h"
+#include "grpo/dist/env.h"
 #include "grpo/train/sft.h"
 #include "grpo/train/stop_signal.h"
 #include "run_verb.h"
@@ -21,9 +22,12 @@ void add_sft_verb(CLI::App& app) {
   add_run_options(*cmd, *args, "YAML run config (its sft: section)", "trainer.lr=1e-4");
   cmd->callback([cmd, args] {
     auto loaded = load_run_config(*cmd, *args);
-    const train::TrainOptions options = run_options(*args);
+    train::TrainOptions options = run_options(*args);
+    options.dist = dist::env_from_process();
     train::StopSignal stop;
-    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop)) {
+    // With several ranks an earlier SFT stage must exist already (as for grpo train).
+    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop,
+                                   options.dist.world_size == 1)) {
       log::warn("stopped by signal in the base model's SFT stage; rerun the command to continue");
       return;
     }

@@ -57,8 +57,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedParameters& params,
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (!decay.empty()) groups.emplace_back(decay, adamw_options(config, config.weight_decay));
   if (!no_decay.empty()) groups.emplace_back(no_decay, adamw_options(config, 0.0));
-  return std::make_unique<torch::optim::AdamW>(groups,
-                                               *adamw_options(config, config.weight_decay));
+  return std::make_unique<torch::optim::AdamW>(groups, *adamw_options(config, config.weight_decay));
 }
 
 std::unique_ptr<torch::optim::AdamWOptions> adamw_options(const config::TrainerConfig& config,

@@ -16,6 +16,7 @@
 #include "grpo/model/checkpoint.h"
 #include "grpo/text/sentencepiece_train.h"
 #include "grpo/train/checkpoint.h"
+#include "grpo/train/data_parallel.h"
 #include "grpo/train/device.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
@@ -141,9 +142,9 @@ bool prepare_stage(config::Config& config, const std::string& run_dir, const Sto
   }
   if (checkpoint.empty()) {
     GRPO_CHECK_KIND(config, may_train, "the SFT stage ", path, " has not finished in ", stage_dir,
-                    "; with several ranks it is not trained here: run it once in one process "
-                    "first (grpo sft --config ",
-                    path, " --run-dir ", stage_dir, ")");
+                    "; with several ranks it is not trained here: train it first (grpo sft "
+                    "--config ",
+                    path, " --run-dir ", stage_dir, ", under grpo launch too)");
     GRPO_CHECK_KIND(config, stage.checkpoint.save_final, path,
                     ": checkpoint.save_final must be true in an SFT stage (its final policy is "
                     "the base model)");
@@ -232,8 +233,14 @@ int64_t sft_steps(const config::Config& config, size_t examples) {
 }
 
 TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const StopSignal* stop) {
-  const at::Device device = pick_device(c.trainer.device);
-  torch::manual_seed(c.trainer.seed);
+  const at::Device device = rank_device(pick_device(c.trainer.device), options.dist);
+  // Data parallelism (grpo launch, torchrun, Slurm): each rank takes a contiguous share of every
+  // batch; the identity in one process.
+  DataParallel dp(c.distributed, options.dist, device);
+  dp.check_config(config::config_hash(c));
+  GRPO_CHECK_KIND(config, c.sft.batch_size >= dp.world_size(), "sft.batch_size (", c.sft.batch_size,
+                  ") must be at least the number of ranks (", dp.world_size(), ")");
+  torch::manual_seed(dist::rank_seed(static_cast<uint64_t>(c.trainer.seed), dp.rank()));
   if (c.trainer.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
 
   text::TemplateConfig tc;
@@ -243,10 +250,13 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   const text::PromptTemplate prompt_template(tc);
   auto records = load_records(c);
   fs::create_directories(options.run_dir);
-  const std::string tokenizer_dir =
-      c.tokenizer.train.vocab_size > 0
-          ? train_tokenizer(c, records, prompt_template, options.run_dir)
-          : (c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path);
+  // tokenizer.train: rank 0 trains it, the others wait and load it.
+  std::string tokenizer_dir = c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path;
+  if (c.tokenizer.train.vocab_size > 0) {
+    if (dp.is_main()) tokenizer_dir = train_tokenizer(c, records, prompt_template, options.run_dir);
+    dp.sum({0.0}, "tokenizer training");  // a barrier
+    tokenizer_dir = (fs::path(options.run_dir) / "tokenizer").string();
+  }
   GRPO_CHECK_KIND(config, !tokenizer_dir.empty(),
                   "tokenizer.path (or tokenizer.train.vocab_size) is required when the model is "
                   "built from scratch");
@@ -257,7 +267,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   config::TrainerConfig schedule = c.trainer;  // the learning-rate schedule spans these steps
   schedule.steps = static_cast<int>(sft_steps(c, dataset.size()));
   const std::string hash = config::config_hash(c);
-  {
+  if (dp.is_main()) {
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
     out.write(config::to_yaml(c));
     out.commit();
@@ -272,14 +282,16 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     summary.first_step = resume->state.step;
     log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
+  dp.check_resume_step(summary.first_step);
   policy->set_gradient_checkpointing(c.trainer.gradient_checkpointing);
   policy->to(device);
   policy->train();
   const auto params = trainable_parameters(*policy);
-  auto optimizer = make_adamw(params, schedule);
+  dp.start(params);  // identical parameters on every rank, gradient buckets
+  auto optimizer = dp.make_optimizer(params, schedule);
   if (resume) {
-    load_optimizer(*optimizer, (fs::path(resume->dir) / kOptimizerFile).string());
-    restore_torch_rng(resume->state.rng_states);
+    optimizer->load((fs::path(resume->dir) / kOptimizerFile).string());
+    if (dp.is_main()) restore_torch_rng(resume->state.rng_states);  // rank 0's stream
     dataset.restore(data::DataCursor::from_json(resume->state.data_cursor));
     guard.restore(resume->state.extra.value("nonfinite_consecutive", 0),
                   resume->state.extra.value("nonfinite_total", int64_t{0}));
@@ -287,38 +299,46 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   const int64_t max_len =
       c.sft.max_seq_len > 0 ? c.sft.max_seq_len : policy->arch().max_position_embeddings;
   const int64_t batch_size = c.sft.batch_size;
-  const int64_t micro = c.trainer.micro_batch_size > 0
-                            ? std::min<int64_t>(c.trainer.micro_batch_size, batch_size)
-                            : batch_size;
+  // This rank's contiguous share of each batch: [share_begin, share_end).
+  const int64_t share_begin = batch_size * dp.rank() / dp.world_size();
+  const int64_t share_end = batch_size * (dp.rank() + 1) / dp.world_size();
+  const int64_t share = share_end - share_begin;
+  const int64_t micro =
+      c.trainer.micro_batch_size > 0 ? std::min<int64_t>(c.trainer.micro_batch_size, share) : share;
+  const std::string ranks =
+      dp.active() ? " over " + std::to_string(dp.world_size()) + " ranks" : std::string();
   log::info("SFT of ", model::count_parameters(policy->arch()).total, " parameters on ",
-            device.str(), ": ", schedule.steps, " steps x ", batch_size, " examples (",
+            device.str(), ranks, ": ", schedule.steps, " steps x ", batch_size, " examples (",
             dataset.size(), " examples, ",
             static_cast<double>(schedule.steps) * batch_size / dataset.size(), " epochs)");
 
   config::LoggingConfig logging = c.logging;
-  logging.samples_per_step = 0;  // SFT samples nothing
-  RunSinks sinks(options.run_dir, logging, schedule.steps,
-                 resume ? std::optional<int64_t>(summary.first_step) : std::nullopt);
-  // Held-out validation (`validation:`), sampled and scored as in grpo train: SFT runs in one
-  // process, so its "data parallel" is the identity.
+  logging.samples_per_step = 0;   // SFT samples nothing
+  std::optional<RunSinks> sinks;  // rank 0 writes the metrics
+  if (dp.is_main()) {
+    sinks.emplace(options.run_dir, logging, schedule.steps,
+                  resume ? std::optional<int64_t>(summary.first_step) : std::nullopt);
+  }
+  // Held-out validation (`validation:`), sampled and scored as in grpo train, each rank a share
+  // of the items.
   std::unique_ptr<reward::RewardPipeline> rewards;
-  std::unique_ptr<DataParallel> alone;
   std::unique_ptr<Validator> validator;
   if (c.validation.enabled()) {
     GRPO_CHECK_KIND(config, !c.reward.functions.empty(),
                     "validation: scoring needs reward.functions (a correctness reward such as "
                     "math_boxed or countdown) in the SFT config");
     rewards = std::make_unique<reward::RewardPipeline>(c.reward, options.reward_threads);
-    alone = std::make_unique<DataParallel>(c.distributed, dist::Env{}, device);
-    validator = std::make_unique<Validator>(c, *tokenizer, prompt_template, *rewards, *alone);
+    validator = std::make_unique<Validator>(c, *tokenizer, prompt_template, *rewards, dp);
     if (!resume && c.validation.before_train) {
       metrics::StepMetrics m(0);
       validator->run(policy, 0, options.run_dir, m);
-      sinks.write_record(m);
+      if (sinks) sinks->write_record(m);
     }
   }
   CheckpointManager checkpoints(options.run_dir, c.checkpoint.keep_last);
   auto save = [&](int64_t steps_done) {
+    optimizer->gather_for_save();  // every rank: a sharded state comes together on rank 0
+    if (!dp.is_main()) return;     // rank 0 writes checkpoints; every rank resumes from them
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
@@ -329,7 +349,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
                    {kCompleteKey, steps_done == schedule.steps}};
     CheckpointWriters writers;
     set_policy_writers(writers, policy, c.model, tokenizer_dir);
-    writers.optimizer = [&](const std::string& path) { save_optimizer(*optimizer, path); };
+    writers.optimizer = [&](const std::string& path) { optimizer->save(path); };
     summary.last_checkpoint = checkpoints.save(state, writers);
   };
 
@@ -338,29 +358,43 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     const auto step_start = Clock::now();
     metrics::StepMetrics m(step + 1);
     const double lr = learning_rate(schedule, step);
-    set_learning_rate(*optimizer, lr);
+    optimizer->set_learning_rate(lr);
+    // Every rank draws the same batch and encodes its share.
+    const auto batch_records = dataset.next_batch(static_cast<size_t>(batch_size));
     std::vector<SftExample> examples;
-    double counted = 0, real_tokens = 0, truncated = 0;
-    for (const auto& r : dataset.next_batch(static_cast<size_t>(batch_size))) {
-      examples.push_back(encode_sft_example(r, c.sft, *tokenizer, prompt_template, max_len));
-      counted += static_cast<double>(counted_targets(examples.back()));
-      real_tokens += static_cast<double>(examples.back().ids.size());
-      truncated += examples.back().truncated ? 1 : 0;
+    double local_counted = 0;
+    for (int64_t i = share_begin; i < share_end; ++i) {
+      examples.push_back(encode_sft_example(batch_records[static_cast<size_t>(i)], c.sft,
+                                            *tokenizer, prompt_template, max_len));
+      local_counted += static_cast<double>(counted_targets(examples.back()));
     }
+    // Normalised by the whole batch's counted tokens (all ranks): neither micro-batching nor the
+    // number of ranks changes the step.
+    const double counted = dp.sum({local_counted}, "SFT token count")[0];
     optimizer->zero_grad();
-    double loss_sum = 0, correct = 0;
-    for (int64_t begin = 0; begin < batch_size; begin += micro) {
-      const auto end = examples.begin() + std::min(batch_size, begin + micro);
+    double loss_sum = 0, correct = 0, real_tokens = 0, truncated = 0;
+    for (const auto& e : examples) {
+      real_tokens += static_cast<double>(e.ids.size());
+      truncated += e.truncated ? 1 : 0;
+    }
+    for (int64_t begin = 0; begin < share; begin += micro) {
+      const auto end = examples.begin() + std::min(share, begin + micro);
       const std::vector<SftExample> chunk(examples.begin() + begin, end);
       auto batch = make_sft_batch(chunk);
       batch.input_ids = batch.input_ids.to(device);
       batch.loss_mask = batch.loss_mask.to(device);
       auto out = sft_loss(policy, batch);
-      // Normalised by the whole batch's counted tokens: micro-batching does not change the step.
+      if (begin + micro >= share) dp.before_last_backward();
       if (counted > 0) (out.loss_sum / counted).backward();
       loss_sum += out.loss_sum.item<double>();
       correct += out.correct;
     }
+    dp.reduce_gradients();
+    const auto sums = dp.sum({loss_sum, correct, real_tokens, truncated}, "SFT step sums");
+    loss_sum = sums[0];
+    correct = sums[1];
+    real_tokens = sums[2];
+    truncated = sums[3];
     const double grad_norm = clip_grad_norm(params, c.trainer.max_grad_norm);
     const double loss = loss_sum / std::max(counted, 1.0);
     const bool ok = guard.check(step + 1, loss, grad_norm, params);
@@ -384,9 +418,10 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     if (validator && validator->due(step + 1, last)) {
       validator->run(policy, step + 1, options.run_dir, m);
     }
-    sinks.write(m);
+    if (sinks) sinks->write(m);
 
-    const bool stopping = stop != nullptr && stop->requested();
+    dp.periodic_check(step + 1, params);
+    const bool stopping = dp.any(stop != nullptr && stop->requested(), "stop signal");
     const bool periodic = c.checkpoint.every > 0 && (step + 1) % c.checkpoint.every == 0;
     if (periodic || stopping || (last && c.checkpoint.save_final)) save(step + 1);
     if (stopping) {
@@ -395,7 +430,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
       break;
     }
   }
-  sinks.finish();
+  if (sinks) sinks->finish();
   summary.last_step = step;
   return summary;
 }

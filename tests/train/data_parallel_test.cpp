@@ -276,6 +276,70 @@ TEST_F(DataParallelTrain, ShardedOptimizerStepsAsWholeAndSharesCheckpoints) {
   }
 }
 
+// grpo sft over two ranks: each encodes a contiguous share of every batch (2 and 3 of 5
+// examples), the loss is normalised by the whole batch's token count and the gradients summed,
+// so the run ends where one process does; rank 0 trains the tokenizer (tokenizer.train) and
+// both use it. The checkpoints resume on two ranks, and with a sharded optimizer the run is
+// the same again.
+TEST_F(DataParallelTrain, SftOverTwoRanksEqualsOneProcess) {
+  InDir in(dir_);
+  std::ofstream(dir_ / "sft.yaml") << R"(model:
+  init: random
+  architecture: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+                 num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128}
+tokenizer:
+  template: plain
+  train: {vocab_size: 500}
+data: {train_files: [arith.jsonl], prompt_field: prompt}
+sft: {batch_size: 5}
+trainer: {steps: 3, micro_batch_size: 2, lr: 1.0e-3, adam_eps: 1.0e-5, device: cpu}
+logging: {tensorboard: false}
+checkpoint: {every: 1, keep_last: 5}
+)";
+  auto sft = [](const std::string& launch, const std::string& run_dir,
+                const std::string& extra = "") {
+    return run_cli("--log-level warn " + launch + " sft --config sft.yaml --run-dir " + run_dir +
+                   " " + extra);
+  };
+  auto one = sft("", "sft_one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = sft("launch --nproc-per-node 2 --", "sft_two");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto read = [](const fs::path& p) {
+    std::ifstream file(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(file)), {});
+  };
+  EXPECT_EQ(read(dir_ / "sft_one/tokenizer/tokenizer.model"),
+            read(dir_ / "sft_two/tokenizer/tokenizer.model"));
+  const auto m1 = metrics(dir_ / "sft_one"), m2 = metrics(dir_ / "sft_two");
+  ASSERT_EQ(m1.size(), 3u);
+  ASSERT_EQ(m2.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(m1[i]["tokens"], m2[i]["tokens"]) << "step " << i + 1;
+    EXPECT_NEAR(m1[i]["loss"].get<double>(), m2[i]["loss"].get<double>(), 1e-6);
+    EXPECT_NEAR(m1[i]["token_accuracy"].get<double>(), m2[i]["token_accuracy"].get<double>(),
+                1e-12);
+  }
+  const auto p1 = policy(dir_ / "sft_one/checkpoints/step_000003");
+  EXPECT_GT(max_diff(p1, policy(dir_ / "sft_one/checkpoints/step_000002")), 1e-4);
+  const auto p2 = policy(dir_ / "sft_two/checkpoints/step_000003");
+  const double diff = max_diff(p1, p2);
+  std::cout << "grpo sft, max |2 ranks - 1 process| over the parameters after 3 steps: " << diff
+            << "\n";
+  EXPECT_LT(diff, 1e-6);
+
+  fs::copy(dir_ / "sft_two", dir_ / "sft_resumed", fs::copy_options::recursive);
+  fs::remove_all(dir_ / "sft_resumed/checkpoints/step_000003");
+  auto resumed = sft("launch --nproc-per-node 2 --", "sft_resumed", "--resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_LT(max_diff(p2, policy(dir_ / "sft_resumed/checkpoints/step_000003")), 1e-6);
+
+  auto sharded =
+      sft("launch --nproc-per-node 2 --", "sft_sharded", "--set distributed.shard_optimizer=true");
+  ASSERT_EQ(sharded.exit_code, 0) << sharded.out << sharded.err;
+  EXPECT_LT(max_diff(p2, policy(dir_ / "sft_sharded/checkpoints/step_000003")), 1e-6);
+}
+
 // A rank that dies mid-run (SIGKILL, no launcher to clean up): the other one's next collective
 // fails and it exits 1 with one line naming the collective and its rank, well within the
 // timeout, instead of hanging.
