@@ -231,7 +231,8 @@ void equalize_groups(Run& run, StepSamples& s) {
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
   auto amp = autocast(run);
   return train::frozen_logprobs(model, batch, run.plan.micro_batch_size,
-                                run.config.trainer.share_prompts, run.logprob_temperature);
+                                run.config.trainer.share_prompts, run.logprob_temperature,
+                                run.config.trainer.max_tokens_per_micro_batch);
 }
 
 // The reference becomes a copy of the current policy (algorithm.ref_reset_every).

@@ -16,7 +16,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
   const int64_t mb = run.plan.minibatch_per_rank, micro = run.plan.micro_batch_size;
   auto stats = at::zeros({algo::kStatCount}, at::kDouble);
   double loss_sum = 0, grad_norm_sum = 0;
-  int64_t optimizer_steps = 0, skipped = 0, minibatches = 0, shared = 0;
+  int64_t optimizer_steps = 0, skipped = 0, minibatches = 0, shared = 0, forwards = 0;
   run.optimizer->set_learning_rate(learning_rate(run.config.trainer, step));
   for (int iteration = 0; iteration < algorithm.mu; ++iteration) {
     for (int64_t begin = 0; begin < batch.size(); begin += mb) {
@@ -37,13 +37,15 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
       // Each distinct prompt once (SharedPrompts), or every row whole.
       ForwardPlan plan = [&] {
         auto amp = autocast(run);
-        return plan_forward(run.policy, batch, begin, end, micro, run.config.trainer.share_prompts);
+        return plan_forward(run.policy, batch, begin, end, micro, run.config.trainer.share_prompts,
+                            run.config.trainer.max_tokens_per_micro_batch);
       }();
       auto& prompts = plan.prompts;
       if (prompts) prompts->detach();
       ++minibatches;
       shared += prompts ? 1 : 0;
       const auto& micro_batches = plan.micro_batches;
+      forwards += static_cast<int64_t>(micro_batches.size());
       for (size_t i = 0; i < micro_batches.size(); ++i) {
         auto sub = batch.select(micro_batches[i]);
         auto tokens = [&] {
@@ -94,6 +96,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
   m.set("clip_frac/high", summary.clip_frac_high);
   m.set("clip_frac/dual", summary.clip_frac_dual);
   m.set("nonfinite/skipped_steps", static_cast<double>(skipped));
+  m.set("micro_batches", static_cast<double>(forwards));
   m.set("shared_prompts",
         static_cast<double>(shared) / static_cast<double>(std::max<int64_t>(minibatches, 1)));
 }

@@ -150,7 +150,8 @@ TokenOutputs SharedPrompts::token_outputs(model::CausalLM& model, const TrainBat
   return scatter_token_outputs(picked, n, length);
 }
 
-bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, int64_t micro) {
+bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, int64_t micro,
+                         int64_t max_tokens) {
   if (begin >= end || batch.prompt_keys.size() != batch.seq_lengths.size()) return false;
   std::unordered_map<int64_t, int64_t> prompts;  // key -> length
   int64_t longest = 0;
@@ -162,11 +163,11 @@ bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, in
   const int64_t prompt_tokens = static_cast<int64_t>(prompts.size()) * longest;
   int64_t largest_micro = 0;
   const int64_t whole =
-      padded_tokens(length_sorted_micro_batches(batch.seq_lengths, begin, end, micro),
+      padded_tokens(length_sorted_micro_batches(batch.seq_lengths, begin, end, micro, max_tokens),
                     batch.seq_lengths, 0, 2, &largest_micro);
   const auto completion = batch.completion_lengths();
-  const int64_t continued =
-      padded_tokens(length_sorted_micro_batches(completion, begin, end, micro), completion, -1, 0);
+  const int64_t continued = padded_tokens(
+      length_sorted_micro_batches(completion, begin, end, micro, max_tokens), completion, -1, 0);
   // At least a tenth fewer tokens: the prompts' own forward and the completions' attention to
   // their keys cost something beyond the token count.
   return 10 * (prompt_tokens + continued) <= 9 * whole && prompt_tokens <= largest_micro;
@@ -179,22 +180,22 @@ TokenOutputs ForwardPlan::token_outputs(model::CausalLM& model, const TrainBatch
 }
 
 ForwardPlan plan_forward(model::CausalLM& model, const TrainBatch& batch, int64_t begin,
-                         int64_t end, int64_t micro, bool share) {
+                         int64_t end, int64_t micro, bool share, int64_t max_tokens) {
   ForwardPlan plan;
-  if (share && prompt_sharing_pays(batch, begin, end, micro)) {
+  if (share && prompt_sharing_pays(batch, begin, end, micro, max_tokens)) {
     plan.prompts.emplace(model, batch, row_range(begin, end));
   }
   plan.micro_batches = length_sorted_micro_batches(
-      plan.prompts ? batch.completion_lengths() : batch.seq_lengths, begin, end, micro);
+      plan.prompts ? batch.completion_lengths() : batch.seq_lengths, begin, end, micro, max_tokens);
   return plan;
 }
 
 at::Tensor frozen_logprobs(model::CausalLM& model, const TrainBatch& batch, int64_t micro,
-                           bool share, double temperature) {
+                           bool share, double temperature, int64_t max_tokens) {
   // Allocated outside inference mode: the loss uses it next to tensors that record autograd.
   auto out = at::zeros_like(batch.old_logprobs);
   c10::InferenceMode inference;
-  const ForwardPlan plan = plan_forward(model, batch, 0, batch.size(), micro, share);
+  const ForwardPlan plan = plan_forward(model, batch, 0, batch.size(), micro, share, max_tokens);
   for (const auto& rows : plan.micro_batches) {
     const auto lp = plan.token_outputs(model, batch.select(rows), temperature, false).logprobs;
     out.narrow(1, 0, lp.size(1)).index_copy_(0, at::tensor(rows, at::kLong).to(out.device()), lp);

@@ -95,7 +95,7 @@ std::vector<int64_t> row_range(int64_t begin, int64_t end) {
 
 std::vector<std::vector<int64_t>> length_sorted_micro_batches(const std::vector<int64_t>& lengths,
                                                               int64_t begin, int64_t end,
-                                                              int64_t micro) {
+                                                              int64_t micro, int64_t max_tokens) {
   const auto rows = static_cast<int64_t>(lengths.size());
   GRPO_CHECK(0 <= begin && begin <= end && end <= rows && micro > 0,
              "length_sorted_micro_batches: bad range [", begin, ", ", end, ") of ", rows,
@@ -105,10 +105,13 @@ std::vector<std::vector<int64_t>> length_sorted_micro_batches(const std::vector<
     return lengths[static_cast<size_t>(a)] > lengths[static_cast<size_t>(b)];
   });
   std::vector<std::vector<int64_t>> out;
-  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(micro)) {
-    const size_t last = std::min(order.size(), i + static_cast<size_t>(micro));
-    out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
-                     order.begin() + static_cast<std::ptrdiff_t>(last));
+  for (int64_t r : order) {
+    const bool fits = !out.empty() && static_cast<int64_t>(out.back().size()) < micro &&
+                      (max_tokens <= 0 || (static_cast<int64_t>(out.back().size()) +
+                                           1) * lengths[static_cast<size_t>(out.back().front())] <=
+                                              max_tokens);
+    if (!fits) out.emplace_back();
+    out.back().push_back(r);
   }
   return out;
 }

@@ -95,6 +95,26 @@ logging: {samples_per_step: 2}
     return runs;
   }
 
+  // Two four_step_runs train alike: step by step until the first with a gradient, the same
+  // rewards and `keys` within 1e-5 relative; `also(a, b, step)` adds the caller's checks.
+  template <class Also>
+  static void expect_same_updates(const std::vector<std::vector<nlohmann::json>>& runs,
+                                  const std::vector<const char*>& keys, Also also) {
+    ASSERT_EQ(runs.size(), 2u);
+    bool moved = false;
+    for (size_t step = 0; step < 4 && !moved; ++step) {
+      const auto &a = runs[0][step], &b = runs[1][step];
+      EXPECT_EQ(a.at("reward/mean"), b.at("reward/mean")) << "step " << step + 1;
+      for (const char* key : keys) {
+        const double x = a.at(key).get<double>(), y = b.at(key).get<double>();
+        EXPECT_NEAR(x, y, 1e-5 * (1 + std::abs(y))) << key << ", step " << step + 1;
+      }
+      also(a, b, step + 1);
+      moved = a.at("grad_norm").get<double>() > 0;
+    }
+    EXPECT_TRUE(moved) << "no step with a gradient in 4 steps";
+  }
+
   static fs::path policy_weights(const fs::path& run_dir, int step) {
     std::ostringstream name;
     name << "step_" << std::string(6 - std::to_string(step).size(), '0') << step;

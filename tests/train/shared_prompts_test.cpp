@@ -174,6 +174,24 @@ TEST(SharedPrompts, RejectsRowsOfOtherPrompts) {
   EXPECT_THROW(gt::SharedPrompts(model, unknown, {0}), grpo::Error);
 }
 
+// Longest first, at most `micro` rows, and with a token budget at most budget / (the first row's
+// length) rows; a row longer than the budget alone (grouping derived by hand).
+TEST(MicroBatches, RowLimitAndTokenBudget) {
+  const std::vector<int64_t> lengths{5, 9, 3, 9, 2, 7};  // longest first: 1, 3, 5, 0, 2, 4
+  using Groups = std::vector<std::vector<int64_t>>;
+  EXPECT_EQ(gt::length_sorted_micro_batches(lengths, 0, 6, 4), (Groups{{1, 3, 5, 0}, {2, 4}}));
+  // 20 tokens: 2 x 9 = 18 fits, 3 x 9 does not; 2 x 7 = 14, 3 x 7 = 21 does not; 2 x 3 = 6.
+  EXPECT_EQ(gt::length_sorted_micro_batches(lengths, 0, 6, 4, 20),
+            (Groups{{1, 3}, {5, 0}, {2, 4}}));
+  // 8 tokens: the 9s alone (longer than the budget), 7 and 5 alone, then 2 x 3 = 6.
+  EXPECT_EQ(gt::length_sorted_micro_batches(lengths, 0, 6, 4, 8),
+            (Groups{{1}, {3}, {5}, {0}, {2, 4}}));
+  // The row limit still applies under a large budget; a sub-range keeps its own rows.
+  EXPECT_EQ(gt::length_sorted_micro_batches(lengths, 0, 6, 2, 1000),
+            (Groups{{1, 3}, {5, 0}, {2, 4}}));
+  EXPECT_EQ(gt::length_sorted_micro_batches(lengths, 2, 5, 8, 14), (Groups{{3}, {2, 4}}));
+}
+
 TEST(SharedPrompts, PaysOnlyWhenItSavesTokensWithinAMicroBatch) {
   // rows: prompt key and length, completion length.
   const auto batch_of = [](const std::vector<std::array<int64_t, 3>>& rows) {

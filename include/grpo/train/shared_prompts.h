@@ -54,8 +54,9 @@ class SharedPrompts {
 // the distinct prompts plus the completions hold at least 10% fewer tokens than the rows run
 // whole (padded per micro-batch both ways), and the
 // prompts hold no more tokens than the largest micro-batch does (their activations stay alive
-// through every micro-batch of a training step).
-bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, int64_t micro);
+// through every micro-batch of a training step). `max_tokens` as length_sorted_micro_batches.
+bool prompt_sharing_pays(const TrainBatch& batch, int64_t begin, int64_t end, int64_t micro,
+                         int64_t max_tokens = 0);
 
 // How the ref and update phases run rows [begin, end) of a batch: in micro-batches of whole rows
 // (longest sequences first), or, with SharedPrompts, of completions (longest first).
@@ -68,15 +69,16 @@ struct ForwardPlan {
 };
 
 // SharedPrompts (run now, autograd recording when grad mode is on) when `share`
-// (trainer.share_prompts) and prompt_sharing_pays; whole rows otherwise.
+// (trainer.share_prompts) and prompt_sharing_pays; whole rows otherwise. Micro-batches of at
+// most `micro` rows and `max_tokens` tokens (0: no token limit; length_sorted_micro_batches).
 ForwardPlan plan_forward(model::CausalLM& model, const TrainBatch& batch, int64_t begin,
-                         int64_t end, int64_t micro, bool share);
+                         int64_t end, int64_t micro, bool share, int64_t max_tokens = 0);
 
 // (N, L-1) log-probs of a frozen model (the reference, or the policy for recomputed behaviour
 // log-probs) over the whole batch, in micro-batches of `micro` rows, in inference mode (no
 // autograd bookkeeping; the model's inference-only fast paths apply). The result is an ordinary
 // tensor, usable beside autograd ones. Autocast is the caller's.
 at::Tensor frozen_logprobs(model::CausalLM& model, const TrainBatch& batch, int64_t micro,
-                           bool share, double temperature);
+                           bool share, double temperature, int64_t max_tokens = 0);
 
 }  // namespace grpo::train

@@ -41,10 +41,13 @@ std::vector<int64_t> row_range(int64_t begin, int64_t end);
 // Rows [begin, end) in micro-batches of at most `micro` rows, longest first by `lengths` (one per
 // row: TrainBatch::seq_lengths, or completion_lengths() for SharedPrompts), so that each
 // micro-batch pads to lengths close to its own rows' (TrainBatch::select trims to the longest
-// row). A sum over the micro-batches is the same as in row order.
+// row). With max_tokens > 0 (trainer.max_tokens_per_micro_batch) a micro-batch also takes a
+// row only while its rows times its first (longest) row's length stay within max_tokens; a row
+// longer than that goes alone. A sum over the micro-batches is the same as in row order.
 std::vector<std::vector<int64_t>> length_sorted_micro_batches(const std::vector<int64_t>& lengths,
                                                               int64_t begin, int64_t end,
-                                                              int64_t micro);
+                                                              int64_t micro,
+                                                              int64_t max_tokens = 0);
 
 // rollouts in the order of `advantages` (N). Rows with an empty completion keep a zero mask.
 TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,

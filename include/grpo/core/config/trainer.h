@@ -35,6 +35,9 @@ struct TrainerConfig {
   int prompts_per_step = 8;  // per step across all ranks
   int minibatch_size = 0;    // completions per optimizer step; 0: the whole rollout batch
   int micro_batch_size = 0;  // completions per forward/backward; 0: the minibatch
+  // > 0: a micro-batch also holds at most this many tokens, padding included (verl's dynamic
+  // batch size): rows are taken longest first while rows x the longest fits.
+  int max_tokens_per_micro_batch = 0;
   // The update and reference forwards run each distinct prompt once and let its completions
   // continue it (train::SharedPrompts), where that saves tokens; false: every row runs whole.
   bool share_prompts = true;
@@ -65,6 +68,7 @@ struct TrainerConfig {
     v("prompts_per_step", prompts_per_step, at_least(1));
     v("minibatch_size", minibatch_size, at_least(0));
     v("micro_batch_size", micro_batch_size, at_least(0));
+    v("max_tokens_per_micro_batch", max_tokens_per_micro_batch, at_least(0));
     v("share_prompts", share_prompts);
     v("lr", lr, greater_than(0));
     v("weight_decay", weight_decay, at_least(0));
