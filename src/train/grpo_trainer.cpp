@@ -58,6 +58,51 @@ uint64_t step_seed(int seed, int64_t step) {
   return x * 0xBF58476D1CE4E5B9ULL;
 }
 
+// Every prompt rendered and tokenized once before the first step: one over data.max_prompt_tokens
+// is an error now (naming it and how many more there are), not at the step that draws it, or,
+// with data.drop_overlong_prompts, the dataset goes on without them.
+void check_prompt_lengths(Run& run) {
+  const auto& data = run.config.data;
+  const auto& dataset = *run.dataset;
+  std::vector<size_t> over;
+  size_t longest = 0;
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    const size_t tokens =
+        run.tokenizer->encode(run.prompt_template->render(dataset.record(i).prompt)).size();
+    longest = std::max(longest, tokens);
+    if (static_cast<int64_t>(tokens) > data.max_prompt_tokens) over.push_back(i);
+  }
+  if (run.dp->is_main()) {
+    log::info(dataset.size(), " prompts, the longest rendered one ", longest,
+              " tokens (data.max_prompt_tokens = ", data.max_prompt_tokens, ")");
+  }
+  if (over.empty()) return;
+  const auto& first = dataset.record(over.front());
+  const std::string where = first.source_file + ":" + std::to_string(first.source_line);
+  GRPO_CHECK_KIND(config, data.drop_overlong_prompts, over.size(), " of ", dataset.size(),
+                  " prompts render to more than data.max_prompt_tokens = ", data.max_prompt_tokens,
+                  " tokens (the first: ", where,
+                  "); raise the limit, or set data.drop_overlong_prompts: true to leave them out");
+  GRPO_CHECK_KIND(config, over.size() < dataset.size(), "every one of the ", dataset.size(),
+                  " prompts renders to more than data.max_prompt_tokens = ", data.max_prompt_tokens,
+                  " tokens");
+  std::vector<data::PromptRecord> kept;
+  size_t next = 0;
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    if (next < over.size() && over[next] == i) {
+      ++next;
+    } else {
+      kept.push_back(dataset.record(i));
+    }
+  }
+  if (run.dp->is_main()) {
+    log::warn("data.drop_overlong_prompts: left out ", over.size(), " of ", dataset.size(),
+              " prompts over ", data.max_prompt_tokens, " tokens (the first: ", where, ")");
+  }
+  run.dataset = std::make_unique<data::PromptDataset>(std::move(kept), data.shuffle,
+                                                      static_cast<uint64_t>(data.seed));
+}
+
 void setup(Run& run, const TrainOptions& options) {
   const auto& c = run.config;
   const dist::Env& env = options.dist;
@@ -91,6 +136,7 @@ void setup(Run& run, const TrainOptions& options) {
     run.validator =
         std::make_unique<Validator>(c, *run.tokenizer, *run.prompt_template, *run.rewards, *run.dp);
   }
+  check_prompt_lengths(run);
 
   run.policy = model::build_model(c.model, run.tokenizer->vocab_size());
   if (c.algorithm.beta > 0 && c.model.lora.rank == 0) {

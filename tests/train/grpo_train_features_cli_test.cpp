@@ -108,6 +108,44 @@ TEST_F(GrpoTrain, BadValidationSettingsFailBeforeTraining) {
   EXPECT_FALSE(fs::exists(long_prompt / "metrics.jsonl"));
 }
 
+// Every training prompt is rendered and tokenized at setup: one over data.max_prompt_tokens is
+// an error before step 1 naming its file and line and how many there are, or, with
+// data.drop_overlong_prompts, the run trains without them.
+TEST_F(GrpoTrain, OverlongPromptsFailAtSetupOrAreDropped) {
+  const auto prompts = root_ / "overlong.jsonl";
+  {
+    std::ofstream out(prompts);
+    std::string sum = "1";
+    for (int i = 0; i < 60; ++i) sum += " + 1";
+    for (int line = 1; line <= 6; ++line) {
+      const std::string q = line == 3 ? "What is " + sum + "?" : "What is 2 + 3?";
+      out << nlohmann::json{{"prompt", q}, {"answer", line == 3 ? "61" : "5"}}.dump() << "\n";
+    }
+  }
+  const std::string data = " --set data.train_files=[" + shell_quote(prompts.string()) +
+                           "] --set data.max_prompt_tokens=64 --set trainer.prompts_per_step=2";
+  const auto failed = root_ / "overlong_error";
+  auto r = run_cli(run_args(failed, 1) + data);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("1 of 6 prompts render to more than data.max_prompt_tokens = 64 tokens "
+                       "(the first: " +
+                       prompts.string() + ":3)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(failed / "metrics.jsonl"));
+
+  const auto dropped = root_ / "overlong_dropped";
+  r = run_cli(run_args(dropped, 3) + data + " --set data.drop_overlong_prompts=true");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE((r.out + r.err).find("left out 1 of 6 prompts over 64 tokens"), std::string::npos)
+      << r.out << r.err;
+  const auto samples = read_jsonl(dropped / "samples.jsonl");
+  ASSERT_FALSE(samples.empty());
+  for (const auto& s : samples) {
+    EXPECT_EQ(s.at("prompt").get<std::string>().find("1 + 1 + 1"), std::string::npos);
+  }
+}
+
 // Validation files are read as grpo eval reads benchmarks: their own field names, and GSM8K's
 // gold answer is the text after ####, not the rationale.
 TEST_F(GrpoTrain, ValidationReadsBenchmarkFilesAsGrpoEvalDoes) {

@@ -39,6 +39,8 @@ struct DataConfig {
   bool shuffle = true;
   int seed = 0;
   int max_prompt_tokens = 512;  // longer prompts are an error, never silently cut
+  bool drop_overlong_prompts =
+      false;  // grpo train: leave them out at start instead (verl's filter)
 
   template <class V>
   void visit(V& v) {
@@ -50,6 +52,7 @@ struct DataConfig {
     v("shuffle", shuffle);
     v("seed", seed, at_least(0));
     v("max_prompt_tokens", max_prompt_tokens, at_least(1));
+    v("drop_overlong_prompts", drop_overlong_prompts);
   }
 };
 
