@@ -373,18 +373,24 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     const double counted = dp.sum({local_counted}, "SFT token count")[0];
     optimizer->zero_grad();
     double loss_sum = 0, correct = 0, real_tokens = 0, truncated = 0;
+    std::vector<int64_t> lengths;
     for (const auto& e : examples) {
+      lengths.push_back(static_cast<int64_t>(e.ids.size()));
       real_tokens += static_cast<double>(e.ids.size());
       truncated += e.truncated ? 1 : 0;
     }
-    for (int64_t begin = 0; begin < share; begin += micro) {
-      const auto end = examples.begin() + std::min(share, begin + micro);
-      const std::vector<SftExample> chunk(examples.begin() + begin, end);
+    // Longest first, so each micro-batch pads to lengths close to its own (and, with
+    // trainer.max_tokens_per_micro_batch, holds at most that many tokens).
+    const auto micro_batches =
+        length_sorted_micro_batches(lengths, 0, share, micro, c.trainer.max_tokens_per_micro_batch);
+    for (size_t k = 0; k < micro_batches.size(); ++k) {
+      std::vector<SftExample> chunk;
+      for (int64_t i : micro_batches[k]) chunk.push_back(examples[static_cast<size_t>(i)]);
       auto batch = make_sft_batch(chunk);
       batch.input_ids = batch.input_ids.to(device);
       batch.loss_mask = batch.loss_mask.to(device);
       auto out = sft_loss(policy, batch);
-      if (begin + micro >= share) dp.before_last_backward();
+      if (k + 1 == micro_batches.size()) dp.before_last_backward();
       if (counted > 0) (out.loss_sum / counted).backward();
       loss_sum += out.loss_sum.item<double>();
       correct += out.correct;
@@ -411,6 +417,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     m.set("epoch", static_cast<double>((step + 1) * batch_size) / dataset.size());
     m.set("tokens", counted);
     m.set("truncated_frac", truncated / batch_size);
+    m.set("micro_batches", static_cast<double>(micro_batches.size()));
     m.set("nonfinite/skipped_steps", ok ? 0.0 : 1.0);
     m.set("throughput/tokens_per_s", real_tokens / std::max(seconds, 1e-9));
     m.set("time/step", seconds);
