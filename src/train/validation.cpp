@@ -39,25 +39,41 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
   fields.tests = field(v.tests_field, config.data.tests_field);
   std::vector<EvalItem> all;
   std::vector<std::string> origin;  // where each item came from, for errors
+  std::vector<size_t> source;       // each item's source
+  const auto add_source = [&](std::string name) {
+    const std::string base = name;
+    for (int k = 2;
+         std::find(source_names_.begin(), source_names_.end(), name) != source_names_.end(); ++k) {
+      name = base + "_" + std::to_string(k);
+    }
+    source_names_.push_back(name);
+  };
   for (const auto& path : v.files) {
+    std::string name = std::filesystem::path(path).filename().string();
+    for (const char* ext : {".jsonl", ".json"}) {
+      const std::string e(ext);
+      if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) {
+        name.resize(name.size() - e.size());
+        break;
+      }
+    }
+    add_source(name);
     for (auto& item : load_eval_items(path, fields)) {
       origin.push_back(path + " item " + std::to_string(item.index + 1));
+      source.push_back(source_names_.size() - 1);
       all.push_back(std::move(item));
     }
   }
-  if (!v.synthetic.empty()) {
-    config::DataConfig data = config.data;
-    data.train_files.clear();
-    data.synthetic = v.synthetic;
-    data.shuffle = false;
-    const data::PromptDataset dataset(data);
-    for (size_t i = 0; i < dataset.size(); ++i) {
-      const auto& r = dataset.record(i);
+  for (size_t t = 0; t < v.synthetic.size(); ++t) {
+    add_source(v.synthetic[t].task);
+    const auto records = data::synthetic_records(v.synthetic[t], t);
+    for (size_t i = 0; i < records.size(); ++i) {
       EvalItem item;
-      item.prompt = r.prompt;
-      item.answer = r.answer;
-      item.tests = r.tests;
-      origin.push_back(r.source_file + " item " + std::to_string(i + 1));
+      item.prompt = records[i].prompt;
+      item.answer = records[i].answer;
+      item.tests = records[i].tests;
+      origin.push_back(records[i].source_file + " item " + std::to_string(i + 1));
+      source.push_back(source_names_.size() - 1);
       all.push_back(std::move(item));
     }
   }
@@ -77,6 +93,11 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
   const int64_t shard_end = (rank + 1) * n / world;
   shard_.assign(std::make_move_iterator(all.begin() + shard_begin_),
                 std::make_move_iterator(all.begin() + shard_end));
+  shard_source_.assign(source.begin() + shard_begin_, source.begin() + shard_end);
+  if (total_items_ < all.size()) {  // validation.max_items left later sources out
+    const size_t used = total_items_ == 0 ? 0 : source[total_items_ - 1] + 1;
+    source_names_.resize(used);
+  }
   log::info("validation: ", total_items_, " items x ", v.n, " samples",
             v.every > 0 ? " every " + std::to_string(v.every) + " steps" : std::string(),
             v.before_train ? ", before training" : "", " and after the last step");
@@ -103,12 +124,32 @@ void Validator::run(model::CausalLM policy, int64_t steps_done, const std::strin
   options.log_progress = false;
   Evaluator evaluator(std::move(policy), tokenizer_, template_, pipeline_, options);
 
+  // With several sources, each one's figures too.
+  std::vector<std::string> names;
+  for (const auto& e : pipeline_.entries()) names.push_back(e.name);
+  const size_t sources = source_names_.size() > 1 ? source_names_.size() : 0;
+  std::vector<EvalSummary> by_source(sources, EvalSummary(v.n, names, evaluator.has_vote()));
   std::string records;
   auto on_item = [&](const EvalItem& item, const EvalItemResult& result) {
     if (v.save_items) records += evaluator.item_json(item, result).dump() + "\n";
+    if (sources > 0) {
+      by_source[shard_source_[item.index - static_cast<size_t>(shard_begin_)]].add(result);
+    }
   };
   EvalSummary summary = evaluator.run(shard_, on_item);
-  summary.set_sums(dp_.sum(summary.sums(), "validation sums"));
+  // One collective for every sum: the whole set's, then each source's.
+  std::vector<double> sums = summary.sums();
+  const size_t width = sums.size();
+  for (const auto& s : by_source) {
+    const auto part = s.sums();
+    sums.insert(sums.end(), part.begin(), part.end());
+  }
+  sums = dp_.sum(sums, "validation sums");
+  summary.set_sums(std::vector<double>(sums.begin(), sums.begin() + static_cast<long>(width)));
+  for (size_t k = 0; k < sources; ++k) {
+    const auto first = sums.begin() + static_cast<long>((k + 1) * width);
+    by_source[k].set_sums(std::vector<double>(first, first + static_cast<long>(width)));
+  }
   if (v.save_items) {
     const std::filesystem::path dir = std::filesystem::path(run_dir) / "validation";
     std::filesystem::create_directories(dir);
@@ -123,16 +164,26 @@ void Validator::run(model::CausalLM policy, int64_t steps_done, const std::strin
     out.write(records);
     out.commit();
   }
+  const auto set_figures = [&](const std::string& prefix, const nlohmann::json& figures) {
+    for (const auto& [key, value] : figures.items()) {
+      if (key == "items" || key == "n" || !value.is_number()) continue;
+      m.set(prefix + key, value.get<double>());
+    }
+  };
   const auto figures = summary.to_json();
-  for (const auto& [key, value] : figures.items()) {
-    if (key == "items" || key == "n" || !value.is_number()) continue;
-    m.set("val/" + key, value.get<double>());
+  set_figures("val/", figures);
+  std::string per_source;
+  for (size_t k = 0; k < sources; ++k) {
+    set_figures("val/" + source_names_[k] + "/", by_source[k].to_json());
+    per_source +=
+        (k == 0 ? " (" : ", ") + source_names_[k] + " " + std::to_string(by_source[k].pass_at(1));
+    if (k + 1 == sources) per_source += ")";
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m.set("time/validation", seconds);
-  log::info("validation after step ", steps_done, ": pass@1 ", summary.pass_at(1), " over ",
-            summary.items(), " items x ", v.n, ", mean length ",
+  log::info("validation after step ", steps_done, ": pass@1 ", summary.pass_at(1), per_source,
+            " over ", summary.items(), " items x ", v.n, ", mean length ",
             figures.value("response_length/mean", 0.0), " tokens (", seconds, " s)");
 }
 

@@ -189,11 +189,17 @@ TEST_F(DataParallelTrain, TwoRanksEqualOneRankOnTheWholeBatchAndResume) {
 
 // Validation over two ranks (each samples a contiguous share of the items with the seeds one
 // process would use, and the sums are added) gives the figures and samples of one process. 7
-// items: the shares are unequal (3 and 4).
+// items: the shares are unequal (3 and 4), and the second rank's holds items of both sources
+// (4 + 3 items), whose own figures (val/<source>/*) are summed over the ranks too.
 TEST_F(DataParallelTrain, ValidationOverTwoRanksEqualsOneProcess) {
   InDir in(dir_);
+  {
+    const auto lines = read_lines(dir_ / "arith.jsonl");
+    std::ofstream first(dir_ / "val1.jsonl"), second(dir_ / "val2.jsonl");
+    for (size_t i = 0; i < 7; ++i) (i < 4 ? first : second) << lines[i] << "\n";
+  }
   const std::string val =
-      "--set trainer.steps=1 --set validation.files=[arith.jsonl] --set validation.max_items=7 "
+      "--set trainer.steps=1 --set validation.files=[val1.jsonl,val2.jsonl] "
       "--set validation.n=2 --set validation.pass_reward=external";
   auto one = train("", "val_one", val);
   ASSERT_EQ(one.exit_code, 0) << one.err;
@@ -210,7 +216,8 @@ TEST_F(DataParallelTrain, ValidationOverTwoRanksEqualsOneProcess) {
       ASSERT_TRUE(m2[i].contains(key)) << key;
       EXPECT_NEAR(m2[i].at(key).get<double>(), value.get<double>(), 1e-12) << key;
     }
-    EXPECT_GE(figures, 6) << "step " << i;
+    EXPECT_GE(figures, 18) << "step " << i;  // the whole set's, val1's and val2's
+    EXPECT_TRUE(m1[i].contains("val/val2/pass@1")) << "step " << i;
   }
   // The external reward (length % 7 >= 1) passes some samples and fails others.
   EXPECT_GT(m1[0].at("val/pass@1").get<double>(), 0.0);

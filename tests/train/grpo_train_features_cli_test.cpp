@@ -108,6 +108,54 @@ TEST_F(GrpoTrain, BadValidationSettingsFailBeforeTraining) {
   EXPECT_FALSE(fs::exists(long_prompt / "metrics.jsonl"));
 }
 
+// With several validation sources each gets its own figures, val/<source>/<figure>. The first
+// source's are those of a run validating on it alone (its items sample the same numbers), and
+// the whole set's pass@1 is the item-weighted mean of the sources'.
+TEST_F(GrpoTrain, ValidationReportsEachSource) {
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(root_ / "arithmetic.jsonl");
+    for (std::string line; std::getline(in, line) && lines.size() < 16;) lines.push_back(line);
+  }
+  const auto a = root_ / "val_a.jsonl", b = root_ / "val_b.jsonl";
+  {
+    std::ofstream out_a(a), out_b(b);
+    for (size_t i = 0; i < lines.size(); ++i) (i < 10 ? out_a : out_b) << lines[i] << "\n";
+  }
+  const std::string common =
+      " --set validation.n=2 --set validation.max_new_tokens=16 --set trainer.lr=0.02";
+  const auto alone = root_ / "val_source_alone", several = root_ / "val_sources";
+  auto r = run_cli(
+      run_args(alone, 1, common + " --set validation.files=[" + shell_quote(a.string()) + "]"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli(run_args(several, 1,
+                       common + " --set validation.files=[" + shell_quote(a.string()) + "," +
+                           shell_quote(b.string()) +
+                           "] --set 'validation.synthetic=[{task: arithmetic, n: 4, seed: 9, "
+                           "difficulty: easy}]'"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto one = read_jsonl(alone / "metrics.jsonl");
+  const auto all = read_jsonl(several / "metrics.jsonl");
+  ASSERT_EQ(one.size(), 2u);  // before training and after step 1
+  ASSERT_EQ(all.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(one[i].contains("val/val_a/pass@1"));  // one source: no breakdown
+    for (const char* figure : {"pass@1", "pass@2", "response_length/mean", "reward/mean"}) {
+      EXPECT_NEAR(all[i].at(std::string("val/val_a/") + figure).get<double>(),
+                  one[i].at(std::string("val/") + figure).get<double>(), 1e-12)
+          << figure << ", record " << i;
+    }
+    for (const std::string figure : {"pass@1", "response_length/mean", "reward/mean"}) {
+      const double weighted = (10 * all[i].at("val/val_a/" + figure).get<double>() +
+                               6 * all[i].at("val/val_b/" + figure).get<double>() +
+                               4 * all[i].at("val/arithmetic/" + figure).get<double>()) /
+                              20;
+      EXPECT_NEAR(all[i].at("val/" + figure).get<double>(), weighted, 1e-9)
+          << figure << ", record " << i;
+    }
+  }
+}
+
 // Every training prompt is rendered and tokenized at setup: one over data.max_prompt_tokens is
 // an error before step 1 naming its file and line and how many there are, or, with
 // data.drop_overlong_prompts, the run trains without them.

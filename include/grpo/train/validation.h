@@ -1,8 +1,9 @@
 // Held-out validation during `grpo train` and `grpo sft` (the `validation:` section,
 // docs/training.md): the policy samples n completions per item, the run's reward pipeline
 // scores them, and the figures of `grpo eval` (pass@k, cons@n, rewards, lengths) become val/*
-// metrics. Data-parallel ranks each take a contiguous share of the items and add their sums, so
-// the figures do not depend on the number of ranks.
+// metrics. With several sources (files, synthetic tasks) each also gets its own figures,
+// val/<source>/<figure>. Data-parallel ranks each take a contiguous share of the items and add
+// their sums, so the figures do not depend on the number of ranks.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,9 @@ class Validator {
             DataParallel& dp);
 
   size_t items() const { return total_items_; }
+  // The sources' names, in order: a file's name without .jsonl, a synthetic task's name, with
+  // _2, _3, ... after a name already taken.
+  const std::vector<std::string>& sources() const { return source_names_; }
   // Whether to validate once `steps_done` steps are done: every validation.every steps and
   // after the last one (`last`).
   bool due(int64_t steps_done, bool last) const;
@@ -49,6 +53,8 @@ class Validator {
   std::vector<EvalItem> shard_;  // this rank's items
   int64_t shard_begin_ = 0;      // index of shard_[0] among all items
   size_t total_items_ = 0;
+  std::vector<std::string> source_names_;
+  std::vector<size_t> shard_source_;  // the source of each of shard_'s items
 };
 
 }  // namespace grpo::train
