@@ -10,7 +10,8 @@ against the step: reward (reward/mean), accuracy, mean response length (response
 reflection-word frequency (reflection/fraction: the share of completions with a reflection
 word), KL (kl/mean) and entropy (entropy/mean). A run with a validation: section also gets its
 held-out pass@1 (val/pass@1) in the accuracy panel and its held-out mean length in the length
-panel, dashed. Runs are overlaid with a legend; a metric a run did not log is left out of that
+panel, dashed, and with several validation sources each one's pass@1 (val/<source>/pass@1),
+dotted. Runs are overlaid with a legend; a metric a run did not log is left out of that
 panel, and a panel no run logged says so. Metric names are those
 of docs/training.md. Needs matplotlib (pip install matplotlib, or the project's .venv).
 
@@ -181,6 +182,13 @@ def main(argv=None):
                 ax.plot([s for s, _ in series[held]], [v for _, v in series[held]], "--",
                         color=line.get_color(), marker="s", markersize=3,
                         label=f"{label} held-out ({held})")
+            if held == "val/pass@1":  # each validation source's own (val/<source>/pass@1)
+                sources = sorted(k for k in series if k.startswith("val/") and
+                                 k.endswith("/pass@1") and k != held)
+                for n, key in enumerate(sources):
+                    ax.plot([s for s, _ in series[key]], [v for _, v in series[key]], ":",
+                            color=line.get_color(), marker="^v<>dp"[n % 6], markersize=3,
+                            label=f"{label} {key[len('val/'):-len('/pass@1')]}")
         ax.set_title(title if not drawn else f"{title} ({drawn[0]})", fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
