@@ -29,6 +29,7 @@
 #include "grpo/train/optimizer.h"
 #include "grpo/train/policy_io.h"
 #include "grpo/train/rollout_metrics.h"
+#include "grpo/train/run_dir_lock.h"
 #include "grpo/train/run_sinks.h"
 #include "grpo/train/shared_prompts.h"
 #include "grpo/train/stop_signal.h"
@@ -321,6 +322,8 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
                       const StopSignal* stop) {
   Run run(config);
   setup(run, options);
+  std::optional<RunDirLock> lock;  // rank 0 writes the run directory: one such run at a time
+  if (run.dp->is_main()) lock.emplace(options.run_dir);
   const std::string hash = config::config_hash(config);
   if (run.dp->is_main()) {
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "grpo/core/error.h"
 #include "grpo/core/jsonl.h"
@@ -21,6 +22,7 @@
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
 #include "grpo/train/policy_io.h"
+#include "grpo/train/run_dir_lock.h"
 #include "grpo/train/run_sinks.h"
 #include "grpo/train/stop_signal.h"
 #include "grpo/train/train_batch.h"
@@ -250,6 +252,8 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   const text::PromptTemplate prompt_template(tc);
   auto records = load_records(c);
   fs::create_directories(options.run_dir);
+  std::optional<RunDirLock> lock;  // rank 0 writes the run directory: one such run at a time
+  if (dp.is_main()) lock.emplace(options.run_dir);
   // tokenizer.train: rank 0 trains it, the others wait and load it.
   std::string tokenizer_dir = c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path;
   if (c.tokenizer.train.vocab_size > 0) {

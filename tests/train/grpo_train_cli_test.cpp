@@ -174,11 +174,21 @@ TEST_F(GrpoTrain, SigkillThenResumeAutoMatchesTheUninterruptedRun) {
   for (int i = 0; i < steps; ++i) EXPECT_EQ(metrics[i].at("step").get<int>(), i + 1);
 }
 
+// SIGTERM finishes the step and writes a checkpoint. While the run goes, a second grpo train on
+// its directory stops at once naming it (the run directory's lock), and leaves its files alone.
 TEST_F(GrpoTrain, SigtermFinishesTheStepAndCheckpoints) {
   const auto run = root_ / "term";
   const pid_t pid = spawn_cli(run_args(run, 1000));
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(wait_for(run / "metrics.jsonl", pid));
+  const std::string config_before = slurp(run / "config.resolved.yaml");
+  const auto second = run_cli(run_args(run, 1000, "--set trainer.lr=0.5"));
+  EXPECT_EQ(second.exit_code, 2) << second.err;
+  EXPECT_NE(second.err.find("run directory " + run.string() +
+                            " is in use by another grpo run (pid " + std::to_string(pid) + " on "),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(slurp(run / "config.resolved.yaml"), config_before);
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
