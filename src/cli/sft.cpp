@@ -9,6 +9,8 @@
 
 #include "grpo/core/log.h"
 #include "grpo/dist/env.h"
+#include "grpo/train/data_parallel.h"
+#include "grpo/train/device.h"
 #include "grpo/train/sft.h"
 #include "grpo/train/stop_signal.h"
 #include "run_verb.h"
@@ -25,9 +27,12 @@ void add_sft_verb(CLI::App& app) {
     train::TrainOptions options = run_options(*args);
     options.dist = dist::env_from_process();
     train::StopSignal stop;
-    // With several ranks an earlier SFT stage must exist already (as for grpo train).
-    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop,
-                                   options.dist.world_size == 1)) {
+    // One process group for an earlier SFT stage (when the config names one) and this run.
+    train::DataParallel ranks(
+        loaded.config.distributed, options.dist,
+        train::rank_device(train::pick_device(loaded.config.trainer.device), options.dist));
+    options.data_parallel = &ranks;
+    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop, &ranks)) {
       log::warn("stopped by signal in the base model's SFT stage; rerun the command to continue");
       return;
     }

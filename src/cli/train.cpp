@@ -9,6 +9,8 @@
 #include "grpo/core/error.h"
 #include "grpo/core/log.h"
 #include "grpo/dist/env.h"
+#include "grpo/train/data_parallel.h"
+#include "grpo/train/device.h"
 #include "grpo/train/grpo_trainer.h"
 #include "grpo/train/sft.h"
 #include "grpo/train/stop_signal.h"
@@ -29,9 +31,13 @@ void add_train_verb(CLI::App& app) {
                     "tokenizer.train is for grpo sft; grpo train loads tokenizer.path or the "
                     "model folder's tokenizer");
     train::StopSignal stop;
-    // With several ranks the base model's SFT stage must exist already (one process trains).
-    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop,
-                                   options.dist.world_size == 1)) {
+    // One process group for the base model's SFT stage (trained by the ranks together when it
+    // is not there yet) and the GRPO run.
+    train::DataParallel ranks(
+        loaded.config.distributed, options.dist,
+        train::rank_device(train::pick_device(loaded.config.trainer.device), options.dist));
+    options.data_parallel = &ranks;
+    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop, &ranks)) {
       log::warn("stopped by signal in the base model's SFT stage; rerun the command to continue");
       return;
     }

@@ -62,12 +62,18 @@ dist::Reduction metric_reduction(const std::string& name) {
 
 DataParallel::DataParallel(const config::DistributedConfig& config, const dist::Env& env,
                            const at::Device& device)
-    : config_(config), env_(env) {
+    : config_(config), env_(env), device_(device) {
   if (!env.distributed()) return;
   group_ = std::make_unique<dist::ProcessGroup>(env, config.backend, device, config.timeout_s);
 }
 
 DataParallel::~DataParallel() = default;
+
+void DataParallel::use_settings(const config::DistributedConfig& config) {
+  config_.bucket_mb = config.bucket_mb;
+  config_.shard_optimizer = config.shard_optimizer;
+  config_.param_check_every = config.param_check_every;
+}
 
 void DataParallel::check_config(const std::string& config_hash) {
   if (active()) dist::check_same_config(*group_, config_hash);
@@ -93,6 +99,8 @@ void DataParallel::start(const NamedParameters& params) {
               " gradient bucket(s) of at most ", config_.bucket_mb, " MiB");
   }
 }
+
+void DataParallel::release() { reducer_.reset(); }
 
 void DataParallel::periodic_check(int64_t steps_done, const NamedParameters& params) {
   if (!active() || config_.param_check_every <= 0) return;

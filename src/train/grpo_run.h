@@ -43,7 +43,8 @@ struct Run {
   double logprob_temperature = 1.0;
   at::ScalarType autocast_dtype = at::kFloat;  // trainer.autocast; kFloat: off
   bool reference_reset = false;                // the reference is no longer the initial policy
-  std::unique_ptr<DataParallel> dp;            // identity for one process (docs/distributed.md)
+  DataParallel* dp = nullptr;                  // identity for one process (docs/distributed.md)
+  std::unique_ptr<DataParallel> own_dp;        // when TrainOptions brought none
   std::unique_ptr<Validator> validator;        // the `validation:` section, when it has items
 
   explicit Run(const config::Config& c) : config(c) {}

@@ -117,7 +117,16 @@ void setup(Run& run, const TrainOptions& options) {
   run.autocast_dtype = c.trainer.autocast == config::Autocast::bfloat16  ? at::kBFloat16
                        : c.trainer.autocast == config::Autocast::float16 ? at::kHalf
                                                                          : at::kFloat;
-  run.dp = std::make_unique<DataParallel>(c.distributed, env, run.device);
+  if (options.data_parallel) {
+    run.dp = options.data_parallel;
+    GRPO_CHECK_KIND(config, !run.dp->active() || run.dp->device() == run.device,
+                    "trainer.device: this run trains on ", run.device.str(),
+                    " but its ranks' process group was made for ", run.dp->device().str());
+    run.dp->use_settings(c.distributed);
+  } else {
+    run.own_dp = std::make_unique<DataParallel>(c.distributed, env, run.device);
+    run.dp = run.own_dp.get();
+  }
   run.dp->check_config(config::config_hash(c));
   torch::manual_seed(dist::rank_seed(static_cast<uint64_t>(c.trainer.seed), env.rank));
   if (c.trainer.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
@@ -522,6 +531,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     }
   }
   if (sinks) sinks->finish();
+  run.dp->release();
   summary.last_step = step;
   return summary;
 }

@@ -110,7 +110,7 @@ int64_t counted_targets(const SftExample& e) {
 }
 
 bool prepare_stage(config::Config& config, const std::string& run_dir, const StopSignal* stop,
-                   bool may_train, std::vector<std::string> chain) {
+                   DataParallel* ranks, std::vector<std::string> chain) {
   if (config.model.init != config::ModelInit::sft) return true;
   const std::string path = config.model.sft_config;
   GRPO_CHECK_KIND(config, fs::is_regular_file(path), "model.sft_config '", path,
@@ -126,7 +126,7 @@ bool prepare_stage(config::Config& config, const std::string& run_dir, const Sto
   const std::string stage_dir = config.model.sft_run_dir.empty()
                                     ? (fs::path(run_dir) / "sft").string()
                                     : config.model.sft_run_dir;
-  if (!prepare_stage(stage, stage_dir, stop, may_train, chain)) return false;
+  if (!prepare_stage(stage, stage_dir, stop, ranks, chain)) return false;
   const std::string hash = config::config_hash(stage);
 
   std::string checkpoint;
@@ -143,10 +143,6 @@ bool prepare_stage(config::Config& config, const std::string& run_dir, const Sto
     }
   }
   if (checkpoint.empty()) {
-    GRPO_CHECK_KIND(config, may_train, "the SFT stage ", path, " has not finished in ", stage_dir,
-                    "; with several ranks it is not trained here: train it first (grpo sft "
-                    "--config ",
-                    path, " --run-dir ", stage_dir, ", under grpo launch too)");
     GRPO_CHECK_KIND(config, stage.checkpoint.save_final, path,
                     ": checkpoint.save_final must be true in an SFT stage (its final policy is "
                     "the base model)");
@@ -154,11 +150,17 @@ bool prepare_stage(config::Config& config, const std::string& run_dir, const Sto
     TrainOptions options;
     options.run_dir = stage_dir;
     options.resume = "auto";  // an interrupted stage continues
+    if (ranks) {              // the ranks train the stage together, in their process group
+      options.dist = ranks->env();
+      options.data_parallel = ranks;
+    }
     const auto summary = run_sft(stage, options, stop);
     if (summary.stopped_by_signal) return false;
-    GRPO_CHECK(!summary.last_checkpoint.empty(), "the SFT stage ", path,
-               " wrote no final checkpoint");
-    checkpoint = summary.last_checkpoint;
+    // Rank 0 wrote the final checkpoint; the others wait for it and find it on disk.
+    if (ranks && ranks->active()) ranks->sum({0.0}, "SFT stage checkpoint");
+    const auto latest = CheckpointManager(stage_dir, stage.checkpoint.keep_last).latest();
+    GRPO_CHECK(latest.has_value(), "the SFT stage ", path, " wrote no final checkpoint");
+    checkpoint = latest->dir;
   }
   config.model.path = (fs::path(checkpoint) / kPolicyDir).string();
   return true;
@@ -238,7 +240,17 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   const at::Device device = rank_device(pick_device(c.trainer.device), options.dist);
   // Data parallelism (grpo launch, torchrun, Slurm): each rank takes a contiguous share of every
   // batch; the identity in one process.
-  DataParallel dp(c.distributed, options.dist, device);
+  std::unique_ptr<DataParallel> own_dp;
+  if (!options.data_parallel) {
+    own_dp = std::make_unique<DataParallel>(c.distributed, options.dist, device);
+  }
+  DataParallel& dp = options.data_parallel ? *options.data_parallel : *own_dp;
+  if (options.data_parallel) {
+    GRPO_CHECK_KIND(config, !dp.active() || dp.device() == device, "trainer.device: the SFT run ",
+                    "trains on ", device.str(), " but its ranks' process group was made for ",
+                    dp.device().str(), ": give the SFT stage the run's trainer.device");
+    dp.use_settings(c.distributed);
+  }
   dp.check_config(config::config_hash(c));
   GRPO_CHECK_KIND(config, c.sft.batch_size >= dp.world_size(), "sft.batch_size (", c.sft.batch_size,
                   ") must be at least the number of ranks (", dp.world_size(), ")");
@@ -442,13 +454,14 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     }
   }
   if (sinks) sinks->finish();
+  dp.release();
   summary.last_step = step;
   return summary;
 }
 
 bool prepare_base_model(config::Config& config, const std::string& run_dir, const StopSignal* stop,
-                        bool may_train) {
-  return prepare_stage(config, run_dir, stop, may_train, {});
+                        DataParallel* ranks) {
+  return prepare_stage(config, run_dir, stop, ranks, {});
 }
 
 }  // namespace grpo::train

@@ -77,6 +77,22 @@ checkpoint:
   keep_last: 5
 )";
 
+// A tiny SFT run (and SFT stage): 3 steps of 5 examples in micro-batches of 2, with a
+// tokenizer the run trains.
+const char* kSftConfig = R"(model:
+  init: random
+  architecture: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+                 num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128}
+tokenizer:
+  template: plain
+  train: {vocab_size: 500}
+data: {train_files: [arith.jsonl], prompt_field: prompt}
+sft: {batch_size: 5}
+trainer: {steps: 3, micro_batch_size: 2, lr: 1.0e-3, adam_eps: 1.0e-5, device: cpu}
+logging: {tensorboard: false}
+checkpoint: {every: 1, keep_last: 5}
+)";
+
 class DataParallelTrain : public ::testing::Test {
  protected:
   void SetUp() override { GRPO_REQUIRE_GLOO(); }
@@ -290,19 +306,7 @@ TEST_F(DataParallelTrain, ShardedOptimizerStepsAsWholeAndSharesCheckpoints) {
 // the same again.
 TEST_F(DataParallelTrain, SftOverTwoRanksEqualsOneProcess) {
   InDir in(dir_);
-  std::ofstream(dir_ / "sft.yaml") << R"(model:
-  init: random
-  architecture: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
-                 num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128}
-tokenizer:
-  template: plain
-  train: {vocab_size: 500}
-data: {train_files: [arith.jsonl], prompt_field: prompt}
-sft: {batch_size: 5}
-trainer: {steps: 3, micro_batch_size: 2, lr: 1.0e-3, adam_eps: 1.0e-5, device: cpu}
-logging: {tensorboard: false}
-checkpoint: {every: 1, keep_last: 5}
-)";
+  std::ofstream(dir_ / "sft.yaml") << kSftConfig;
   auto sft = [](const std::string& launch, const std::string& run_dir,
                 const std::string& extra = "") {
     return run_cli("--log-level warn " + launch + " sft --config sft.yaml --run-dir " + run_dir +
@@ -345,6 +349,32 @@ checkpoint: {every: 1, keep_last: 5}
       sft("launch --nproc-per-node 2 --", "sft_sharded", "--set distributed.shard_optimizer=true");
   ASSERT_EQ(sharded.exit_code, 0) << sharded.out << sharded.err;
   EXPECT_LT(max_diff(p2, policy(dir_ / "sft_sharded/checkpoints/step_000003")), 1e-6);
+}
+
+// grpo train whose base model is an SFT stage (model.init: sft) under two ranks: the ranks train
+// the stage together in their process group (ending where one process's grpo sft does), find
+// rank 0's final checkpoint, and go on to GRPO from it in the same group.
+TEST_F(DataParallelTrain, TwoRanksTrainTheSftStageThenGrpo) {
+  InDir in(dir_);
+  std::ofstream(dir_ / "stage.yaml") << kSftConfig;
+  std::string rl = kConfig;
+  const size_t model = rl.find("model:"), tokenizer = rl.find("tokenizer:");
+  rl.replace(model, tokenizer - model, "model:\n  init: sft\n  sft_config: stage.yaml\n");
+  rl.replace(rl.find("  path: tok\n"), std::string("  path: tok\n").size(), "");
+  std::ofstream(dir_ / "rl.yaml") << rl;
+
+  auto one = run_cli("--log-level warn sft --config stage.yaml --run-dir stage_one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = run_cli(
+      "--log-level warn launch --nproc-per-node 2 -- train --config rl.yaml "
+      "--run-dir rl_two");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  EXPECT_LT(max_diff(policy(dir_ / "stage_one/checkpoints/step_000003"),
+                     policy(dir_ / "rl_two/sft/checkpoints/step_000003")),
+            1e-6);
+  EXPECT_EQ(metrics(dir_ / "rl_two/sft").size(), 3u);
+  EXPECT_EQ(metrics(dir_ / "rl_two").size(), 2u);
+  EXPECT_TRUE(fs::exists(dir_ / "rl_two/checkpoints/step_000002/policy"));
 }
 
 // A rank that dies mid-run (SIGKILL, no launcher to clean up): the other one's next collective

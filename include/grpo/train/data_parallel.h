@@ -45,10 +45,18 @@ class DataParallel {
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
+  // A later run in the same process group (grpo train's SFT stage, then its GRPO run) takes its
+  // own bucket size, optimizer sharding and parameter-check period; the backend and timeout
+  // stay the group's.
+  void use_settings(const config::DistributedConfig& config);
+  // The device the ranks' training tensors live on (the one given to the constructor).
+  const at::Device& device() const { return device_; }
+
   bool active() const { return group_ != nullptr; }
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
   bool is_main() const { return env_.rank == 0; }
+  const dist::Env& env() const { return env_; }
 
   // Every rank must run the same config: a config error on every rank otherwise.
   void check_config(const std::string& config_hash);
@@ -57,6 +65,9 @@ class DataParallel {
   // Checks that the parameters are identical on every rank and builds the gradient reducer
   // over them (distributed.bucket_mb).
   void start(const NamedParameters& params);
+  // Drops the gradient reducer (its buckets, and the hooks that keep the parameters alive): at
+  // the end of a run whose process group lives on.
+  void release();
   // After step `steps_done`: the parameter check again when distributed.param_check_every
   // divides it.
   void periodic_check(int64_t steps_done, const NamedParameters& params);
@@ -88,6 +99,7 @@ class DataParallel {
  private:
   config::DistributedConfig config_;
   dist::Env env_;
+  at::Device device_;
   std::unique_ptr<dist::ProcessGroup> group_;
   std::unique_ptr<dist::GradientReducer> reducer_;
 };

@@ -13,6 +13,7 @@
 namespace grpo::train {
 
 class StopSignal;
+class DataParallel;
 
 struct TrainOptions {
   std::string run_dir;        // created if missing
@@ -20,6 +21,9 @@ struct TrainOptions {
   bool force_resume = false;  // resume even when the checkpoint's config hash differs
   int reward_threads = 0;     // 0: one per hardware thread
   dist::Env dist;             // this process's rank (dist::env_from_process()); default: alone
+  // The ranks' process group when the caller already made one (grpo train's SFT stage and its
+  // GRPO run share it; it must have been made for `dist`); null: the run makes its own.
+  DataParallel* data_parallel = nullptr;
 };
 
 struct TrainSummary {

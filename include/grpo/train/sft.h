@@ -68,9 +68,10 @@ TrainSummary run_sft(const config::Config& config, const TrainOptions& options,
 // hash is a config error. Sets config.model.path to the stage's final policy folder (the
 // tokenizer folder too when tokenizer.path is empty). Stages may chain; a cycle is an error.
 // Any other init is left as it is. False when `stop` ended the stage early (rerun to continue).
-// `may_train` false (one of several ranks): a stage that is not finished is a config error
-// instead of being trained by every rank at once.
+// `ranks`: the ranks' process group when several processes call this together (grpo launch);
+// they then train an unfinished stage together (data-parallel grpo sft) and all return its
+// final checkpoint. Null: one process.
 bool prepare_base_model(config::Config& config, const std::string& run_dir,
-                        const StopSignal* stop = nullptr, bool may_train = true);
+                        const StopSignal* stop = nullptr, DataParallel* ranks = nullptr);
 
 }  // namespace grpo::train
