@@ -55,6 +55,7 @@ struct GradientReducer::State {
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::vector<Bucket> buckets;
   std::vector<size_t> bucket_of;  // parameter -> bucket
+  std::vector<size_t> slot_of;    // parameter -> its index among the bucket's members
   std::vector<char> ready;        // parameter accumulated during the armed backward
   std::vector<AccumulatorPtr> accumulators;
   std::vector<uintptr_t> hook_keys;
@@ -62,19 +63,36 @@ struct GradientReducer::State {
   bool armed = false;
   size_t next_launch = 0;  // buckets start strictly in order, the same on every rank
   int64_t launched_in_backward = 0;
+  int64_t in_bucket = 0;  // gradients found in their bucket slices by launch() this step
   ReducerStats stats;
 
   explicit State(ProcessGroup& g) : group(g) {}
+
+  // Parameter p's slice of its bucket, shaped as the parameter.
+  at::Tensor view_of(size_t p) const {
+    const auto& bucket = buckets[bucket_of[p]];
+    const auto& param = params[p].second;
+    return bucket.flat.narrow(0, bucket.offsets[slot_of[p]], param.numel()).view(param.sizes());
+  }
+  // Whether p's gradient is its bucket slice (autograd accumulated straight into the bucket).
+  bool grad_in_bucket(size_t p) const {
+    const auto& grad = params[p].second.grad();
+    return grad.defined() && grad.data_ptr() == view_of(p).data_ptr();
+  }
 
   void launch(size_t b) {
     at::NoGradGuard no_grad;
     auto& bucket = buckets[b];
     for (size_t k = 0; k < bucket.members.size(); ++k) {
-      const auto& param = params[bucket.members[k]].second;
-      auto view = bucket.flat.narrow(0, bucket.offsets[k], param.numel());
-      const auto& grad = param.grad();
+      const size_t p = bucket.members[k];
+      if (grad_in_bucket(p)) {
+        ++in_bucket;
+        continue;
+      }
+      auto view = view_of(p);
+      const auto& grad = params[p].second.grad();
       if (grad.defined()) {
-        view.copy_(grad.reshape(-1));
+        view.copy_(grad);
       } else {
         view.zero_();
       }
@@ -110,18 +128,29 @@ GradientReducer::GradientReducer(ProcessGroup& group,
     tensors.push_back(item.second);
   }
   s.bucket_of.resize(s.params.size());
+  s.slot_of.resize(s.params.size());
   s.ready.assign(s.params.size(), 0);
   for (const auto& members : plan_buckets(tensors, std::max<size_t>(bucket_bytes, 1))) {
     State::Bucket bucket;
     bucket.members = members;
     int64_t elements = 0;
     for (size_t p : members) {
+      s.slot_of[p] = bucket.offsets.size();
       bucket.offsets.push_back(elements);
       elements += s.params[p].second.numel();
       s.bucket_of[p] = s.buckets.size();
     }
     bucket.flat = at::zeros({elements}, s.params[members.front()].second.options());
     s.buckets.push_back(std::move(bucket));
+  }
+  // Gradients as views of the buckets (as DDP's gradient_as_bucket_view): backward accumulates
+  // into the buckets, which then need no copy in or out and no memory of their own.
+  at::NoGradGuard no_grad;
+  for (size_t p = 0; p < s.params.size(); ++p) {
+    auto view = s.view_of(p);
+    auto& grad = s.params[p].second.mutable_grad();
+    if (grad.defined()) view.copy_(grad);
+    grad = view;
   }
   State* raw = state_.get();
   for (size_t p = 0; p < s.params.size(); ++p) {
@@ -156,18 +185,15 @@ void GradientReducer::finish() {
   for (auto& bucket : s.buckets) s.group.wait(bucket.pending);
   at::NoGradGuard no_grad;
   for (auto& bucket : s.buckets) {
-    for (size_t k = 0; k < bucket.members.size(); ++k) {
-      const auto& param = s.params[bucket.members[k]].second;
-      auto sum = bucket.flat.narrow(0, bucket.offsets[k], param.numel()).view(param.sizes());
-      auto& grad = param.mutable_grad();
-      if (grad.defined()) {
-        grad.copy_(sum);
-      } else {
-        grad = sum.clone();
-      }
+    // A gradient that was not the bucket slice (one that was set to none and made anew) becomes
+    // it again: the slice holds the sum.
+    for (size_t p : bucket.members) {
+      if (!s.grad_in_bucket(p)) s.params[p].second.mutable_grad() = s.view_of(p);
     }
     bucket.ready = 0;
   }
+  s.stats.grads_in_buckets = s.in_bucket;
+  s.in_bucket = 0;
   std::fill(s.ready.begin(), s.ready.end(), 0);
   s.stats.launched_during_backward = s.launched_in_backward;
   s.launched_in_backward = 0;

@@ -82,6 +82,14 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
+void zero_gradients(const std::vector<at::Tensor>& params) {
+  at::NoGradGuard no_grad;
+  for (const auto& p : params) {
+    const auto& grad = p.grad();
+    if (grad.defined()) grad.detach().zero_();
+  }
+}
+
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   std::vector<at::Tensor> grads;
   for (const auto& p : params) {
@@ -132,7 +140,9 @@ class WholeAdamW final : public Optimizer {
     for (const auto& item : params) bytes_ += 2 * item.second.numel() * item.second.element_size();
   }
   void set_learning_rate(double lr) override { train::set_learning_rate(*adamw_, lr); }
-  void zero_grad() override { adamw_->zero_grad(); }
+  void zero_grad() override {
+    for (const auto& group : adamw_->param_groups()) zero_gradients(group.params());
+  }
   void step() override { adamw_->step(); }
   void save(const std::string& path) override { save_optimizer(*adamw_, path); }
   void load(const std::string& path) override { load_optimizer(*adamw_, path); }

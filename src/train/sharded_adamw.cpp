@@ -250,7 +250,9 @@ void ShardedAdamW::set_learning_rate(double lr) {
 }
 
 void ShardedAdamW::zero_grad() {
-  for (auto& item : state_->params) item.second.mutable_grad().reset();
+  std::vector<at::Tensor> params;
+  for (const auto& item : state_->params) params.push_back(item.second);
+  zero_gradients(params);
 }
 
 void ShardedAdamW::step() {

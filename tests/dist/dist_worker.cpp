@@ -70,7 +70,11 @@ json reducer(ProcessGroup& group) {
     const auto data = grpo::testing::make_data();
     const int64_t per_rank = grpo::testing::kGlobalBatch / group.size();
     for (int step = 0; step < grpo::testing::kSteps; ++step) {
-      sgd.zero_grad();
+      // Zeroed in place, as train::Optimizer does: the gradients are views of the buckets
+      // (LibTorch 1.13's zero_grad detaches them in place, which a view does not allow).
+      for (auto& p : net->parameters()) {
+        if (p.grad().defined()) p.mutable_grad().zero_();
+      }
       const int64_t begin = group.rank() * per_rank;
       for (int64_t m = begin; m < begin + per_rank; m += grpo::testing::kMicro) {
         const int64_t n = std::min(grpo::testing::kMicro, begin + per_rank - m);
@@ -83,6 +87,12 @@ json reducer(ProcessGroup& group) {
     json entry;
     entry["buckets"] = reducer.stats().buckets;
     entry["launched_during_backward"] = reducer.stats().launched_during_backward;
+    entry["grads_in_buckets"] = reducer.stats().grads_in_buckets;
+    entry["grad_is_bucket_view"] = true;
+    for (const auto& p : net->parameters()) {
+      entry["grad_is_bucket_view"] = entry["grad_is_bucket_view"].get<bool>() &&
+                                     p.grad().defined() && p.grad()._base().defined();
+    }
     entry["params"] = values_of(grpo::testing::flat_params(net));
     out[overlap ? "overlap" : "no_overlap"] = entry;
   }

@@ -107,6 +107,10 @@ TEST(Gloo, BucketedAllReduceEqualsOneProcessOnTheWholeBatch) {
                 << " started during the last backward\n";
       EXPECT_LT(diff, 1e-6) << mode;
       EXPECT_GE(o["buckets"].get<int>(), 3);
+      // Every gradient accumulated straight into its bucket (6 parameters: 3 weights, 3 biases)
+      // and is a view of it.
+      EXPECT_EQ(o["grads_in_buckets"], 6) << mode;
+      EXPECT_TRUE(o["grad_is_bucket_view"].get<bool>()) << mode;
     }
     // Armed: buckets started from the hooks; unarmed: all of them in finish().
     EXPECT_GT(ranks.out[static_cast<size_t>(r)]["overlap"]["launched_during_backward"].get<int>(),

@@ -2,7 +2,11 @@
 // distributed.bucket_mb and each bucket is all-reduced (sum) as one tensor. When armed before the
 // last backward of an optimizer step, a bucket starts its all-reduce from an autograd hook as soon
 // as its last gradient has been accumulated, overlapping communication with the rest of the
-// backward pass (as DDP does); finish() reduces whatever is left and writes the sums back.
+// backward pass (as DDP does); finish() reduces whatever is left. The parameters' gradients are
+// views of the buckets (DDP's gradient_as_bucket_view): the backward accumulates into them, so the
+// buckets take no memory beyond the gradients and nothing is copied, as long as gradients are
+// zeroed in place between steps (train::Optimizer::zero_grad does); a gradient set to none is
+// copied in and becomes the bucket view again.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -28,6 +32,9 @@ std::vector<std::vector<size_t>> plan_buckets(const std::vector<at::Tensor>& ten
 struct ReducerStats {
   int64_t buckets = 0;
   int64_t launched_during_backward = 0;  // in the last finish(): buckets that overlapped
+  // In the last finish(): parameters whose gradient autograd accumulated straight into its
+  // bucket (all of them while gradients are only zeroed in place, never set to none).
+  int64_t grads_in_buckets = 0;
 };
 
 class GradientReducer {
@@ -44,8 +51,8 @@ class GradientReducer {
   // micro-batch's backward of an optimizer step (earlier backwards only accumulate).
   void arm();
   // Starts every bucket not started yet, in bucket order (all of them when not armed), waits for
-  // all, and replaces each gradient by its sum over the ranks. A parameter without a gradient
-  // counts as zero on that rank and receives the sum. Disarms.
+  // all, and leaves each gradient (its bucket view) holding its sum over the ranks. A parameter
+  // without a gradient counts as zero on that rank and receives the sum. Disarms.
   void finish();
 
   ReducerStats stats() const;

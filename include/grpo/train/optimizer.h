@@ -51,6 +51,9 @@ double learning_rate(const config::TrainerConfig& config, int64_t step);
 // Sets the learning rate of every parameter group.
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
+// Zeroes each defined gradient in place (zero_grad of the Optimizer classes).
+void zero_gradients(const std::vector<at::Tensor>& params);
+
 // Scales all gradients by min(1, max_norm / (norm + 1e-6)) where norm is the global L2 norm of
 // the gradients (accumulated in fp32 whatever the gradient dtype); max_norm <= 0 only measures.
 // Returns the norm before clipping (non-finite when a gradient is). Parameters without a
@@ -70,7 +73,8 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   virtual void set_learning_rate(double lr) = 0;
-  // Clears the trainable parameters' gradients.
+  // Zeroes the trainable parameters' gradients in place (never sets them to none: under data
+  // parallelism they are views of the gradient buckets, dist::GradientReducer).
   virtual void zero_grad() = 0;
   // One AdamW step from the parameters' (summed, clipped) gradients. Sharded: every rank.
   virtual void step() = 0;
