@@ -137,14 +137,9 @@ void run(const BenchTrainOptions& o) {
     if (plan.prompts) plan.prompts->detach();
     for (const auto& rows : plan.micro_batches) {
       auto sub = batch.select(rows);
-      auto tokens = plan.token_outputs(policy, sub, temperature, c.algorithm.entropy_coef != 0);
-      algo::PolicyLossInputs in;
-      in.logprobs = tokens.logprobs;
-      in.old_logprobs = sub.old_logprobs;
-      in.advantages = sub.advantages;
-      in.mask = sub.response_mask;
-      in.ref_logprobs = sub.ref_logprobs;
-      in.entropy = tokens.entropy;
+      const bool bonus = c.algorithm.entropy_coef != 0;
+      auto tokens = plan.token_outputs(policy, sub, temperature, bonus);
+      const auto in = train::policy_loss_inputs(sub, tokens, bonus);
       algo::policy_loss(in, norm, c.algorithm).loss.backward();
     }
     if (plan.prompts) plan.prompts->backward();

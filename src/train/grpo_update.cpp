@@ -52,13 +52,7 @@ void update(Run& run, const TrainBatch& batch, int64_t step, NonFiniteGuard& gua
           auto amp = autocast(run);
           return plan.token_outputs(run.policy, sub, run.logprob_temperature, true);
         }();
-        algo::PolicyLossInputs in;
-        in.logprobs = tokens.logprobs;
-        in.old_logprobs = sub.old_logprobs;
-        in.advantages = sub.advantages;
-        in.mask = sub.response_mask;
-        in.ref_logprobs = sub.ref_logprobs;
-        in.entropy = algorithm.entropy_coef != 0.0 ? tokens.entropy : tokens.entropy.detach();
+        const auto in = policy_loss_inputs(sub, tokens, algorithm.entropy_coef != 0.0);
         auto out = algo::policy_loss(in, norm, algorithm);
         if (!prompts && i + 1 == micro_batches.size()) run.dp->before_last_backward();
         out.loss.backward();

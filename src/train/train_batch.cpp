@@ -116,6 +116,19 @@ std::vector<std::vector<int64_t>> length_sorted_micro_batches(const std::vector<
   return out;
 }
 
+algo::PolicyLossInputs policy_loss_inputs(const TrainBatch& sub, const TokenOutputs& tokens,
+                                          bool entropy_bonus) {
+  algo::PolicyLossInputs in;
+  in.logprobs = tokens.logprobs;
+  in.old_logprobs = sub.old_logprobs;
+  in.advantages = sub.advantages;
+  in.mask = sub.response_mask;
+  in.ref_logprobs = sub.ref_logprobs;
+  in.entropy =
+      entropy_bonus || !tokens.entropy.defined() ? tokens.entropy : tokens.entropy.detach();
+  return in;
+}
+
 TrainBatch TrainBatch::to(const at::Device& device) const {
   auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
   TrainBatch out = *this;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "grpo/algo/policy_loss.h"
 #include "grpo/model/modules.h"
 #include "grpo/ops/token_logprobs.h"
 #include "grpo/rollout/engine.h"
@@ -79,5 +80,11 @@ TokenOutputs token_outputs(model::CausalLM& model, const TrainBatch& batch, doub
 
 // The (N, L-1) TokenOutputs of `picked` over a batch of N rows of length L.
 TokenOutputs scatter_token_outputs(const PickedLogprobs& picked, int64_t rows, int64_t length);
+
+// The policy loss's inputs for micro-batch `sub` (TrainBatch::select) from its forward's
+// `tokens`. The entropy keeps its autograd graph only with `entropy_bonus`
+// (algorithm.entropy_coef != 0); otherwise it is only measured.
+algo::PolicyLossInputs policy_loss_inputs(const TrainBatch& sub, const TokenOutputs& tokens,
+                                          bool entropy_bonus);
 
 }  // namespace grpo::train
