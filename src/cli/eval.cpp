@@ -5,10 +5,13 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,12 +21,14 @@
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/core/safetensors.h"
+#include "grpo/dist/env.h"
 #include "grpo/model/checkpoint.h"
 #include "grpo/model/lora.h"
 #include "grpo/reward/pipeline.h"
 #include "grpo/text/template.h"
 #include "grpo/text/tokenizer.h"
 #include "grpo/torch_compat.h"
+#include "grpo/train/data_parallel.h"
 #include "grpo/train/eval.h"
 #include "reward_setup.h"
 #include "verbs.h"
@@ -129,6 +134,26 @@ nlohmann::json kept_json(const EvalArgs& a, const train::EvalItem& item, const t
   return j;
 }
 
+// Under several ranks each wrote `path`.rank<R>; rank 0 joins the parts in rank order into
+// `path` (atomically) once every rank has written its own.
+void join_rank_parts(train::DataParallel& dp, const std::string& path) {
+  dp.sum({0.0}, "eval outputs written");  // a barrier
+  if (!dp.is_main()) return;
+  jsonl::AtomicWriter out(path);
+  for (int r = 0; r < dp.world_size(); ++r) {
+    const std::string part = path + ".rank" + std::to_string(r);
+    std::ifstream in(part, std::ios::binary);
+    GRPO_CHECK(in.good(), "eval: rank ", r, "'s part ", part,
+               " is missing (the ranks must share a filesystem)");
+    std::stringstream text;
+    text << in.rdbuf();
+    out.write(text.str());
+  }
+  out.commit();
+  for (int r = 0; r < dp.world_size(); ++r)
+    std::remove((path + ".rank" + std::to_string(r)).c_str());
+}
+
 void run_eval(EvalArgs& a) {
   log::use_stderr();  // stdout carries the summary JSON
   config::RewardConfig rc;
@@ -138,21 +163,37 @@ void run_eval(EvalArgs& a) {
   reward::RewardPipeline pipeline(rc, a.threads);
   const text::PromptTemplate tmpl(
       text::TemplateConfig{a.template_name, a.custom_template, a.system});
-  const auto items = train::load_eval_items(a.data, a.fields, a.limit);
+  const auto all_items = train::load_eval_items(a.data, a.fields, a.limit);
+
+  // Under grpo launch (torchrun, Slurm) each rank takes a contiguous share of the items, with
+  // the random numbers one process would give them, and the figures are summed.
+  const dist::Env env = dist::env_from_process();
+  const at::Device device = train::rank_device(pick_device(a.device), env);
+  train::DataParallel dp(config::DistributedConfig{}, env, device);
+  const size_t total = all_items.size();
+  const size_t begin = total * static_cast<size_t>(dp.rank()) / dp.world_size();
+  const size_t end = total * static_cast<size_t>(dp.rank() + 1) / dp.world_size();
+  const std::vector<train::EvalItem> items(all_items.begin() + static_cast<long>(begin),
+                                           all_items.begin() + static_cast<long>(end));
+  a.eval.sampling.first_prompt_index = static_cast<int64_t>(begin);
+  const std::string suffix = dp.active() ? ".rank" + std::to_string(dp.rank()) : "";
 
   const auto tok = text::load_tokenizer(a.model);
   model::CausalLM model = model::load_hf(a.model, pick_dtype(a.dtype));
   if (!a.adapter.empty()) model::apply_lora_adapter(model, a.adapter);
-  model->to(pick_device(a.device));
+  model->to(device);
   model->eval();
   train::Evaluator evaluator(model, *tok, tmpl, pipeline, a.eval);
-  log::info("eval: ", items.size(), " items x ", a.eval.n, " samples, pass reward '",
-            pipeline.entries()[evaluator.pass_entry()].name, "'");
+  if (dp.is_main()) {
+    log::info("eval: ", total, " items x ", a.eval.n, " samples, pass reward '",
+              pipeline.entries()[evaluator.pass_entry()].name, "'",
+              dp.active() ? ", over " + std::to_string(dp.world_size()) + " ranks" : "");
+  }
 
   const train::KeepRule keep_rule = make_keep_rule(a, pipeline);
   std::optional<jsonl::Writer> out, keep;
-  if (!a.output.empty()) out.emplace(a.output);
-  if (!a.keep.empty()) keep.emplace(a.keep);
+  if (!a.output.empty()) out.emplace(a.output + suffix);
+  if (!a.keep.empty()) keep.emplace(a.keep + suffix);
   int64_t kept = 0, kept_items = 0;
   const auto start = std::chrono::steady_clock::now();
   train::EvalSummary summary =
@@ -168,6 +209,16 @@ void run_eval(EvalArgs& a) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (out) out->commit();
   if (keep) keep->commit();
+  if (dp.active()) {
+    summary.set_sums(dp.sum(summary.sums(), "eval sums"));
+    const auto counts =
+        dp.sum({static_cast<double>(kept), static_cast<double>(kept_items)}, "eval kept counts");
+    kept = static_cast<int64_t>(counts[0]);
+    kept_items = static_cast<int64_t>(counts[1]);
+    if (out) join_rank_parts(dp, a.output);
+    if (keep) join_rank_parts(dp, a.keep);
+    if (!dp.is_main()) return;  // rank 0 reports
+  }
 
   nlohmann::json j = summary.to_json();
   j["model"] = a.model;
@@ -192,7 +243,7 @@ void run_eval(EvalArgs& a) {
     safetensors::write_text_atomic(a.summary, text);
     log::info("wrote the summary to ", a.summary);
   }
-  if (out) log::info("wrote ", items.size(), " per-item results to ", a.output);
+  if (out) log::info("wrote ", total, " per-item results to ", a.output);
 }
 
 }  // namespace

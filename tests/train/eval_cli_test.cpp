@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/gloo.h"
 #include "../support/run_cli.h"
 #include "grpo/model/checkpoint.h"
 #include "grpo/rollout/engine.h"
@@ -225,6 +226,53 @@ TEST_F(EvalCli, FiguresMatchTheCompletions) {
 
 // --keep writes the rejection-sampling SFT set: per item, the distinct correct completions
 // (here at most one, " \\boxed{5}" or " \\boxed{7}"), counted independently from --output.
+// grpo eval under grpo launch: two ranks take contiguous shares of the 7 items (3 and 4) with
+// the random numbers one process gives them and add their figures; rank 0 joins the per-item
+// and kept files in item order. Everything equals one process's run.
+TEST_F(EvalCli, OverTwoRanksEqualsOneProcess) {
+  GRPO_REQUIRE_GLOO();
+  const std::string data = (dir_ / "bench7.jsonl").string();
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 7; ++i) {
+      f << nlohmann::json({{"q", "Item " + std::to_string(i) + "?" + kPromptEnd},
+                           {"answer", i % 3 == 0 ? "5" : "7"}})
+               .dump()
+        << "\n";
+    }
+  }
+  const auto args = [&](const std::string& tag) {
+    return "eval --model " + shell_quote((dir_ / "model").string()) + " --data " +
+           shell_quote(data) + " --prompt-field q --reward math_boxed --n 3 --temperature 1" +
+           " --seed 5 --items-per-batch 2 --max-new-tokens " + std::to_string(new_tokens_ + 2) +
+           " --stop ! --output " + shell_quote((dir_ / (tag + "_items.jsonl")).string()) +
+           " --keep " + shell_quote((dir_ / (tag + "_kept.jsonl")).string()) + " --summary " +
+           shell_quote((dir_ / (tag + "_summary.json")).string());
+  };
+  auto one = run_cli(args("one"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = run_cli("launch --nproc-per-node 2 -- " + args("two"));
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto read = [&](const std::string& name) {
+    std::ifstream in(dir_ / name, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  EXPECT_EQ(read("two_items.jsonl"), read("one_items.jsonl"));
+  EXPECT_EQ(read("two_kept.jsonl"), read("one_kept.jsonl"));
+  EXPECT_FALSE(fs::exists(dir_ / "two_items.jsonl.rank0"));
+  EXPECT_FALSE(fs::exists(dir_ / "two_items.jsonl.rank1"));
+  auto s1 = nlohmann::json::parse(read("one_summary.json"));
+  auto s2 = nlohmann::json::parse(read("two_summary.json"));
+  for (auto* s : {&s1, &s2}) {
+    s->erase("time_s");
+    s->at("kept").erase("file");
+  }
+  EXPECT_EQ(s2, s1);
+  EXPECT_EQ(s1.at("items"), 7);
+  EXPECT_GT(s1.at("pass@1").get<double>(), 0.0);
+  EXPECT_LT(s1.at("pass@1").get<double>(), 1.0);
+}
+
 TEST_F(EvalCli, KeepWritesCorrectSamplesAsSft) {
   const std::string data = (dir_ / "bench.jsonl").string();
   {
