@@ -99,6 +99,11 @@ void print_counts_and_memory(const model::ModelArch& a, const std::string& store
       "  memory (training)     %s for fp32 weights + grads + AdamW moments (16 B/param), "
       "activations extra\n",
       bytes_text(n * 16).c_str());
+  // Data parallel: the gradients are the all-reduce buckets; distributed.shard_optimizer keeps
+  // 1/W of the moments per rank (docs/distributed.md).
+  std::printf(
+      "  memory (8 ranks)      %s per rank with distributed.shard_optimizer (8 + 8/8 B/param)\n",
+      bytes_text(n * 9).c_str());
 }
 
 void inspect_folder(const std::string& dir) {

@@ -35,6 +35,11 @@ TEST(ModelCli, InspectReportsTransformersParameterCount) {
   ASSERT_EQ(dense.code, 0) << dense.output;
   EXPECT_NE(dense.output.find("38,832 total"), std::string::npos) << dense.output;
   EXPECT_NE(dense.output.find("F32"), std::string::npos) << dense.output;
+  // 16 B/param in one process; 9 B/param per rank over 8 ranks with sharded AdamW moments.
+  EXPECT_NE(dense.output.find("606.75 KiB for fp32 weights"), std::string::npos) << dense.output;
+  EXPECT_NE(dense.output.find("341.30 KiB per rank with distributed.shard_optimizer"),
+            std::string::npos)
+      << dense.output;
   const Result moe = run("model inspect " + kFixtures + "qwen2_moe");
   ASSERT_EQ(moe.code, 0) << moe.output;
   EXPECT_NE(moe.output.find("70,624 total"), std::string::npos) << moe.output;
