@@ -21,6 +21,7 @@
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/core/safetensors.h"
+#include "grpo/data/prompt_dataset.h"
 #include "grpo/dist/env.h"
 #include "grpo/model/checkpoint.h"
 #include "grpo/model/lora.h"
@@ -171,11 +172,11 @@ void run_eval(EvalArgs& a) {
   const at::Device device = train::rank_device(pick_device(a.device), env);
   train::DataParallel dp(config::DistributedConfig{}, env, device);
   const size_t total = all_items.size();
-  const size_t begin = total * static_cast<size_t>(dp.rank()) / dp.world_size();
-  const size_t end = total * static_cast<size_t>(dp.rank() + 1) / dp.world_size();
-  const std::vector<train::EvalItem> items(all_items.begin() + static_cast<long>(begin),
-                                           all_items.begin() + static_cast<long>(end));
-  a.eval.sampling.first_prompt_index = static_cast<int64_t>(begin);
+  const auto share = data::uneven_shard_range(total, dp.rank(), dp.world_size());
+  const std::vector<train::EvalItem> items(
+      all_items.begin() + static_cast<std::ptrdiff_t>(share.begin),
+      all_items.begin() + static_cast<std::ptrdiff_t>(share.end));
+  a.eval.sampling.first_prompt_index = static_cast<int64_t>(share.begin);
   const std::string suffix = dp.active() ? ".rank" + std::to_string(dp.rank()) : "";
 
   const auto tok = text::load_tokenizer(a.model);

@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "grpo/core/log.h"
+#include "grpo/dist/env.h"
+#include "grpo/train/device.h"
 
 namespace grpo::cli {
 
@@ -34,7 +36,14 @@ train::TrainOptions run_options(const RunArgs& args) {
           : args.run_dir;
   options.resume = args.resume;
   options.force_resume = args.force_resume;
+  options.dist = dist::env_from_process();
   return options;
+}
+
+std::unique_ptr<train::DataParallel> rank_group(const config::Config& config,
+                                                const dist::Env& env) {
+  return std::make_unique<train::DataParallel>(
+      config.distributed, env, train::rank_device(train::pick_device(config.trainer.device), env));
 }
 
 void log_run_end(const train::TrainSummary& summary, const std::string& run_dir) {

@@ -4,10 +4,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "grpo/core/config.h"
+#include "grpo/train/data_parallel.h"
 #include "grpo/train/grpo_trainer.h"
 
 namespace grpo::cli {
@@ -27,8 +29,13 @@ void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_hel
 // Loads --config with the --set overrides; logging.level applies unless --log-level was given.
 config::LoadedConfig load_run_config(const CLI::App& cmd, const RunArgs& args);
 
-// run_dir (default runs/<config file stem>), resume and force_resume from the options.
+// run_dir (default runs/<config file stem>), resume and force_resume from the options, and this
+// process's rank from the environment.
 train::TrainOptions run_options(const RunArgs& args);
+
+// The ranks' process group for `config` (on its trainer.device), shared by a run and the SFT
+// stages before it (TrainOptions::data_parallel); one process: the identity.
+std::unique_ptr<train::DataParallel> rank_group(const config::Config& config, const dist::Env& env);
 
 // The closing lines: a resume hint when a signal stopped the run, then where it ended.
 void log_run_end(const train::TrainSummary& summary, const std::string& run_dir);

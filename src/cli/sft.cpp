@@ -8,9 +8,6 @@
 #include <memory>
 
 #include "grpo/core/log.h"
-#include "grpo/dist/env.h"
-#include "grpo/train/data_parallel.h"
-#include "grpo/train/device.h"
 #include "grpo/train/sft.h"
 #include "grpo/train/stop_signal.h"
 #include "run_verb.h"
@@ -25,14 +22,11 @@ void add_sft_verb(CLI::App& app) {
   cmd->callback([cmd, args] {
     auto loaded = load_run_config(*cmd, *args);
     train::TrainOptions options = run_options(*args);
-    options.dist = dist::env_from_process();
     train::StopSignal stop;
     // One process group for an earlier SFT stage (when the config names one) and this run.
-    train::DataParallel ranks(
-        loaded.config.distributed, options.dist,
-        train::rank_device(train::pick_device(loaded.config.trainer.device), options.dist));
-    options.data_parallel = &ranks;
-    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop, &ranks)) {
+    const auto ranks = rank_group(loaded.config, options.dist);
+    options.data_parallel = ranks.get();
+    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop, ranks.get())) {
       log::warn("stopped by signal in the base model's SFT stage; rerun the command to continue");
       return;
     }

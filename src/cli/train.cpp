@@ -8,9 +8,6 @@
 
 #include "grpo/core/error.h"
 #include "grpo/core/log.h"
-#include "grpo/dist/env.h"
-#include "grpo/train/data_parallel.h"
-#include "grpo/train/device.h"
 #include "grpo/train/grpo_trainer.h"
 #include "grpo/train/sft.h"
 #include "grpo/train/stop_signal.h"
@@ -26,18 +23,15 @@ void add_train_verb(CLI::App& app) {
   cmd->callback([cmd, args] {
     auto loaded = load_run_config(*cmd, *args);
     train::TrainOptions options = run_options(*args);
-    options.dist = dist::env_from_process();
     GRPO_CHECK_KIND(config, loaded.config.tokenizer.train.vocab_size == 0,
                     "tokenizer.train is for grpo sft; grpo train loads tokenizer.path or the "
                     "model folder's tokenizer");
     train::StopSignal stop;
     // One process group for the base model's SFT stage (trained by the ranks together when it
     // is not there yet) and the GRPO run.
-    train::DataParallel ranks(
-        loaded.config.distributed, options.dist,
-        train::rank_device(train::pick_device(loaded.config.trainer.device), options.dist));
-    options.data_parallel = &ranks;
-    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop, &ranks)) {
+    const auto ranks = rank_group(loaded.config, options.dist);
+    options.data_parallel = ranks.get();
+    if (!train::prepare_base_model(loaded.config, options.run_dir, &stop, ranks.get())) {
       log::warn("stopped by signal in the base model's SFT stage; rerun the command to continue");
       return;
     }

@@ -69,14 +69,19 @@ DataCursor DataCursor::from_json(const nlohmann::json& j) {
   return c;
 }
 
-ShardRange shard_range(size_t n, int rank, int world_size) {
+ShardRange uneven_shard_range(size_t n, int rank, int world_size) {
   GRPO_CHECK_KIND(config, world_size >= 1 && rank >= 0 && rank < world_size, "rank ", rank,
                   " is outside world size ", world_size);
-  const size_t w = static_cast<size_t>(world_size);
-  GRPO_CHECK_KIND(config, n % w == 0, "a batch of ", n, " prompts cannot be split evenly over ",
-                  world_size, " ranks; make the prompts per step a multiple of the world size");
-  const size_t per = n / w;
-  return ShardRange{per * static_cast<size_t>(rank), per * (static_cast<size_t>(rank) + 1)};
+  const size_t w = static_cast<size_t>(world_size), r = static_cast<size_t>(rank);
+  return ShardRange{n * r / w, n * (r + 1) / w};
+}
+
+ShardRange shard_range(size_t n, int rank, int world_size) {
+  const ShardRange range = uneven_shard_range(n, rank, world_size);
+  GRPO_CHECK_KIND(config, n % static_cast<size_t>(world_size) == 0, "a batch of ", n,
+                  " prompts cannot be split evenly over ", world_size,
+                  " ranks; make the prompts per step a multiple of the world size");
+  return range;
 }
 
 std::vector<PromptRecord> synthetic_records(const config::SyntheticTaskConfig& task, size_t index) {

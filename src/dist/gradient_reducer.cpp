@@ -55,7 +55,7 @@ struct GradientReducer::State {
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::vector<Bucket> buckets;
   std::vector<size_t> bucket_of;  // parameter -> bucket
-  std::vector<size_t> slot_of;    // parameter -> its index among the bucket's members
+  std::vector<at::Tensor> views;  // parameter -> its slice of its bucket, shaped as it
   std::vector<char> ready;        // parameter accumulated during the armed backward
   std::vector<AccumulatorPtr> accumulators;
   std::vector<uintptr_t> hook_keys;
@@ -68,16 +68,10 @@ struct GradientReducer::State {
 
   explicit State(ProcessGroup& g) : group(g) {}
 
-  // Parameter p's slice of its bucket, shaped as the parameter.
-  at::Tensor view_of(size_t p) const {
-    const auto& bucket = buckets[bucket_of[p]];
-    const auto& param = params[p].second;
-    return bucket.flat.narrow(0, bucket.offsets[slot_of[p]], param.numel()).view(param.sizes());
-  }
   // Whether p's gradient is its bucket slice (autograd accumulated straight into the bucket).
   bool grad_in_bucket(size_t p) const {
     const auto& grad = params[p].second.grad();
-    return grad.defined() && grad.data_ptr() == view_of(p).data_ptr();
+    return grad.defined() && grad.data_ptr() == views[p].data_ptr();
   }
 
   void launch(size_t b) {
@@ -89,12 +83,11 @@ struct GradientReducer::State {
         ++in_bucket;
         continue;
       }
-      auto view = view_of(p);
       const auto& grad = params[p].second.grad();
       if (grad.defined()) {
-        view.copy_(grad);
+        views[p].copy_(grad);
       } else {
-        view.zero_();
+        views[p].zero_();
       }
     }
     bucket.pending =
@@ -128,29 +121,32 @@ GradientReducer::GradientReducer(ProcessGroup& group,
     tensors.push_back(item.second);
   }
   s.bucket_of.resize(s.params.size());
-  s.slot_of.resize(s.params.size());
+  s.views.resize(s.params.size());
   s.ready.assign(s.params.size(), 0);
   for (const auto& members : plan_buckets(tensors, std::max<size_t>(bucket_bytes, 1))) {
     State::Bucket bucket;
     bucket.members = members;
     int64_t elements = 0;
     for (size_t p : members) {
-      s.slot_of[p] = bucket.offsets.size();
       bucket.offsets.push_back(elements);
       elements += s.params[p].second.numel();
       s.bucket_of[p] = s.buckets.size();
     }
     bucket.flat = at::zeros({elements}, s.params[members.front()].second.options());
+    for (size_t k = 0; k < members.size(); ++k) {
+      const auto& param = s.params[members[k]].second;
+      s.views[members[k]] =
+          bucket.flat.narrow(0, bucket.offsets[k], param.numel()).view(param.sizes());
+    }
     s.buckets.push_back(std::move(bucket));
   }
   // Gradients as views of the buckets (as DDP's gradient_as_bucket_view): backward accumulates
   // into the buckets, which then need no copy in or out and no memory of their own.
   at::NoGradGuard no_grad;
   for (size_t p = 0; p < s.params.size(); ++p) {
-    auto view = s.view_of(p);
     auto& grad = s.params[p].second.mutable_grad();
-    if (grad.defined()) view.copy_(grad);
-    grad = view;
+    if (grad.defined()) s.views[p].copy_(grad);
+    grad = s.views[p];
   }
   State* raw = state_.get();
   for (size_t p = 0; p < s.params.size(); ++p) {
@@ -188,7 +184,7 @@ void GradientReducer::finish() {
     // A gradient that was not the bucket slice (one that was set to none and made anew) becomes
     // it again: the slice holds the sum.
     for (size_t p : bucket.members) {
-      if (!s.grad_in_bucket(p)) s.params[p].second.mutable_grad() = s.view_of(p);
+      if (!s.grad_in_bucket(p)) s.params[p].second.mutable_grad() = s.views[p];
     }
     bucket.ready = 0;
   }

@@ -92,8 +92,7 @@ void DataParallel::check_resume_step(int64_t step) {
 void DataParallel::start(const NamedParameters& params) {
   if (!active()) return;
   dist::check_same_parameters(*group_, params, "start");
-  const auto bucket_bytes = static_cast<size_t>(config_.bucket_mb * 1024.0 * 1024.0);
-  reducer_ = std::make_unique<dist::GradientReducer>(*group_, params, bucket_bytes);
+  reducer_ = std::make_unique<dist::GradientReducer>(*group_, params, bucket_bytes());
   if (is_main()) {
     log::info("data parallel over ", world_size(), " ranks: ", reducer_->stats().buckets,
               " gradient bucket(s) of at most ", config_.bucket_mb, " MiB");
@@ -111,8 +110,7 @@ void DataParallel::periodic_check(int64_t steps_done, const NamedParameters& par
 std::unique_ptr<Optimizer> DataParallel::make_optimizer(const NamedParameters& params,
                                                         const config::TrainerConfig& trainer) {
   if (!config_.shard_optimizer) return make_whole_adamw(params, trainer);
-  const auto bucket_bytes = static_cast<size_t>(config_.bucket_mb * 1024.0 * 1024.0);
-  auto sharded = std::make_unique<ShardedAdamW>(params, trainer, group_.get(), bucket_bytes);
+  auto sharded = std::make_unique<ShardedAdamW>(params, trainer, group_.get(), bucket_bytes());
   if (is_main()) {
     int64_t whole = 0;
     for (const auto& item : params) whole += 2 * item.second.numel() * item.second.element_size();
@@ -198,6 +196,21 @@ void DataParallel::reduce_metrics(metrics::StepMetrics& metrics) {
     out.emplace_back(items[i].first, v);
   }
   for (const auto& [name, value] : out) metrics.set(name, value);
+}
+
+DataParallel& run_data_parallel(DataParallel* shared, std::unique_ptr<DataParallel>& own,
+                                const config::DistributedConfig& config, const dist::Env& env,
+                                const at::Device& device) {
+  if (!shared) {
+    own = std::make_unique<DataParallel>(config, env, device);
+    return *own;
+  }
+  GRPO_CHECK_KIND(config, !shared->active() || shared->device() == device,
+                  "trainer.device: this run trains on ", device.str(),
+                  " but its ranks' process group was made for ", shared->device().str(),
+                  ": give every stage of the run the same trainer.device");
+  shared->use_settings(config);
+  return *shared;
 }
 
 }  // namespace grpo::train

@@ -250,12 +250,16 @@ EvalItemResult Evaluator::score_item(std::vector<EvalSample> samples) const {
   return r;
 }
 
+EvalSummary Evaluator::new_summary() const {
+  std::vector<std::string> names;
+  for (const auto& e : pipeline_.entries()) names.push_back(e.name);
+  return EvalSummary(options_.n, names, has_vote());
+}
+
 EvalSummary Evaluator::run(
     const std::vector<EvalItem>& items,
     const std::function<void(const EvalItem&, const EvalItemResult&)>& on_item) {
-  std::vector<std::string> names;
-  for (const auto& e : pipeline_.entries()) names.push_back(e.name);
-  EvalSummary summary(options_.n, names, has_vote());
+  EvalSummary summary = new_summary();
   rollout::RolloutEngine engine(model_, &tokenizer_, options_.engine);
   const auto start = std::chrono::steady_clock::now();
   int64_t tokens = 0;

@@ -18,6 +18,7 @@
 #include "grpo/text/tokenizer.h"
 #include "grpo/torch_compat.h"
 #include "grpo/train/data_parallel.h"
+#include "grpo/train/grpo_trainer.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
 #include "grpo/train/train_batch.h"
@@ -55,6 +56,12 @@ inline compat::AutocastGuard autocast(const Run& run) {
   return compat::AutocastGuard(run.device.type(), run.autocast_dtype,
                                run.autocast_dtype != at::kFloat);
 }
+
+// Everything before resume (grpo_setup.cpp): device and process group (TrainOptions'
+// data_parallel or a new one), tokenizer, template, dataset with every prompt's length checked
+// (data.drop_overlong_prompts), rewards, validator, policy and reference; creates the run
+// directory.
+void setup(Run& run, const TrainOptions& options);
 
 // The update phase of a step (grpo_update.cpp): algorithm.mu passes over the rollout batch, one
 // optimizer step per minibatch; sets loss, grad_norm, lr, kl/mean, entropy/mean, ratio/mean,

@@ -1,5 +1,5 @@
-// The GRPO loop: setup (tokenizer, policy, reference, data, rewards, engine, optimizer, sinks,
-// resume) and one named, timed phase after another for each step (the update phase in
+// The GRPO loop: the rest of the setup (resume, engine, optimizer, sinks) and one named, timed
+// phase after another for each step (the run's setup in grpo_setup.cpp, the update phase in
 // grpo_update.cpp, the run's state in grpo_run.h).
 #include "grpo/train/grpo_trainer.h"
 
@@ -24,7 +24,6 @@
 #include "grpo/text/tokenizer.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/data_parallel.h"
-#include "grpo/train/device.h"
 #include "grpo/train/nonfinite_guard.h"
 #include "grpo/train/optimizer.h"
 #include "grpo/train/policy_io.h"
@@ -42,6 +41,7 @@ namespace {
 
 using detail::autocast;
 using detail::Run;
+using detail::setup;
 using detail::update;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -59,106 +59,8 @@ uint64_t step_seed(int seed, int64_t step) {
   return x * 0xBF58476D1CE4E5B9ULL;
 }
 
-// Every prompt rendered and tokenized once before the first step: one over data.max_prompt_tokens
-// is an error now (naming it and how many more there are), not at the step that draws it, or,
-// with data.drop_overlong_prompts, the dataset goes on without them.
-void check_prompt_lengths(Run& run) {
-  const auto& data = run.config.data;
-  const auto& dataset = *run.dataset;
-  std::vector<size_t> over;
-  size_t longest = 0;
-  for (size_t i = 0; i < dataset.size(); ++i) {
-    const size_t tokens =
-        run.tokenizer->encode(run.prompt_template->render(dataset.record(i).prompt)).size();
-    longest = std::max(longest, tokens);
-    if (static_cast<int64_t>(tokens) > data.max_prompt_tokens) over.push_back(i);
-  }
-  if (run.dp->is_main()) {
-    log::info(dataset.size(), " prompts, the longest rendered one ", longest,
-              " tokens (data.max_prompt_tokens = ", data.max_prompt_tokens, ")");
-  }
-  if (over.empty()) return;
-  const auto& first = dataset.record(over.front());
-  const std::string where = first.source_file + ":" + std::to_string(first.source_line);
-  GRPO_CHECK_KIND(config, data.drop_overlong_prompts, over.size(), " of ", dataset.size(),
-                  " prompts render to more than data.max_prompt_tokens = ", data.max_prompt_tokens,
-                  " tokens (the first: ", where,
-                  "); raise the limit, or set data.drop_overlong_prompts: true to leave them out");
-  GRPO_CHECK_KIND(config, over.size() < dataset.size(), "every one of the ", dataset.size(),
-                  " prompts renders to more than data.max_prompt_tokens = ", data.max_prompt_tokens,
-                  " tokens");
-  std::vector<data::PromptRecord> kept;
-  size_t next = 0;
-  for (size_t i = 0; i < dataset.size(); ++i) {
-    if (next < over.size() && over[next] == i) {
-      ++next;
-    } else {
-      kept.push_back(dataset.record(i));
-    }
-  }
-  if (run.dp->is_main()) {
-    log::warn("data.drop_overlong_prompts: left out ", over.size(), " of ", dataset.size(),
-              " prompts over ", data.max_prompt_tokens, " tokens (the first: ", where, ")");
-  }
-  run.dataset = std::make_unique<data::PromptDataset>(std::move(kept), data.shuffle,
-                                                      static_cast<uint64_t>(data.seed));
-}
-
-void setup(Run& run, const TrainOptions& options) {
-  const auto& c = run.config;
-  const dist::Env& env = options.dist;
-  GRPO_CHECK_KIND(config, !c.data.train_files.empty() || !c.data.synthetic.empty(),
-                  "data.train_files and data.synthetic are both empty: grpo train needs prompts");
-  GRPO_CHECK_KIND(config, !c.reward.functions.empty(),
-                  "reward.functions is empty: grpo train needs at least one reward");
-  run.plan = algo::plan_batches(c.trainer.prompts_per_step, c.rollout.n, c.trainer.minibatch_size,
-                                c.trainer.micro_batch_size, env.world_size);
-  run.device = rank_device(pick_device(c.trainer.device), env);
-  run.autocast_dtype = c.trainer.autocast == config::Autocast::bfloat16  ? at::kBFloat16
-                       : c.trainer.autocast == config::Autocast::float16 ? at::kHalf
-                                                                         : at::kFloat;
-  if (options.data_parallel) {
-    run.dp = options.data_parallel;
-    GRPO_CHECK_KIND(config, !run.dp->active() || run.dp->device() == run.device,
-                    "trainer.device: this run trains on ", run.device.str(),
-                    " but its ranks' process group was made for ", run.dp->device().str());
-    run.dp->use_settings(c.distributed);
-  } else {
-    run.own_dp = std::make_unique<DataParallel>(c.distributed, env, run.device);
-    run.dp = run.own_dp.get();
-  }
-  run.dp->check_config(config::config_hash(c));
-  torch::manual_seed(dist::rank_seed(static_cast<uint64_t>(c.trainer.seed), env.rank));
-  if (c.trainer.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
-
-  run.tokenizer_dir = c.tokenizer.path.empty() ? c.model.path : c.tokenizer.path;
-  GRPO_CHECK_KIND(config, !run.tokenizer_dir.empty(),
-                  "tokenizer.path is required when the model is built from scratch");
-  run.tokenizer = text::load_tokenizer(run.tokenizer_dir);
-  text::TemplateConfig tc;
-  tc.name = c.tokenizer.template_name;
-  tc.custom = c.tokenizer.custom_template;
-  tc.system = c.tokenizer.system;
-  run.prompt_template = std::make_unique<text::PromptTemplate>(tc);
-  run.dataset = std::make_unique<data::PromptDataset>(c.data);
-  run.rewards = std::make_unique<reward::RewardPipeline>(c.reward, options.reward_threads);
-  if (c.validation.enabled()) {
-    run.validator =
-        std::make_unique<Validator>(c, *run.tokenizer, *run.prompt_template, *run.rewards, *run.dp);
-  }
-  check_prompt_lengths(run);
-
-  run.policy = model::build_model(c.model, run.tokenizer->vocab_size());
-  if (c.algorithm.beta > 0 && c.model.lora.rank == 0) {
-    // The frozen reference is the initial policy: rebuilt from the same weights or seed.
-    run.reference = model::build_model(c.model, run.tokenizer->vocab_size());
-    for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
-    run.reference->eval();
-  }
-  fs::create_directories(options.run_dir);
-}
-
-// Renders and tokenizes the step's prompts; a prompt over data.max_prompt_tokens is an error.
+// Renders and tokenizes the step's prompts (setup checked their lengths against
+// data.max_prompt_tokens).
 std::vector<std::vector<int32_t>> encode_prompts(Run& run,
                                                  const std::vector<data::PromptRecord>& records,
                                                  std::vector<std::string>& rendered) {
@@ -166,9 +68,6 @@ std::vector<std::vector<int32_t>> encode_prompts(Run& run,
   for (const auto& r : records) {
     rendered.push_back(run.prompt_template->render(r.prompt));
     ids.push_back(run.tokenizer->encode(rendered.back()));
-    GRPO_CHECK(static_cast<int64_t>(ids.back().size()) <= run.config.data.max_prompt_tokens,
-               r.source_file, ":", r.source_line, ": the rendered prompt has ", ids.back().size(),
-               " tokens, more than data.max_prompt_tokens = ", run.config.data.max_prompt_tokens);
   }
   return ids;
 }

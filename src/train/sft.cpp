@@ -241,16 +241,8 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   // Data parallelism (grpo launch, torchrun, Slurm): each rank takes a contiguous share of every
   // batch; the identity in one process.
   std::unique_ptr<DataParallel> own_dp;
-  if (!options.data_parallel) {
-    own_dp = std::make_unique<DataParallel>(c.distributed, options.dist, device);
-  }
-  DataParallel& dp = options.data_parallel ? *options.data_parallel : *own_dp;
-  if (options.data_parallel) {
-    GRPO_CHECK_KIND(config, !dp.active() || dp.device() == device, "trainer.device: the SFT run ",
-                    "trains on ", device.str(), " but its ranks' process group was made for ",
-                    dp.device().str(), ": give the SFT stage the run's trainer.device");
-    dp.use_settings(c.distributed);
-  }
+  DataParallel& dp =
+      run_data_parallel(options.data_parallel, own_dp, c.distributed, options.dist, device);
   dp.check_config(config::config_hash(c));
   GRPO_CHECK_KIND(config, c.sft.batch_size >= dp.world_size(), "sft.batch_size (", c.sft.batch_size,
                   ") must be at least the number of ranks (", dp.world_size(), ")");
@@ -316,8 +308,10 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
       c.sft.max_seq_len > 0 ? c.sft.max_seq_len : policy->arch().max_position_embeddings;
   const int64_t batch_size = c.sft.batch_size;
   // This rank's contiguous share of each batch: [share_begin, share_end).
-  const int64_t share_begin = batch_size * dp.rank() / dp.world_size();
-  const int64_t share_end = batch_size * (dp.rank() + 1) / dp.world_size();
+  const auto range =
+      data::uneven_shard_range(static_cast<size_t>(batch_size), dp.rank(), dp.world_size());
+  const auto share_begin = static_cast<int64_t>(range.begin);
+  const auto share_end = static_cast<int64_t>(range.end);
   const int64_t share = share_end - share_begin;
   const int64_t micro =
       c.trainer.micro_batch_size > 0 ? std::min<int64_t>(c.trainer.micro_batch_size, share) : share;

@@ -87,13 +87,13 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
                     " tokens, more than data.max_prompt_tokens = ", config.data.max_prompt_tokens);
   }
   // Contiguous shares: rank r takes [r N / W, (r + 1) N / W).
-  const auto n = static_cast<int64_t>(total_items_);
-  const int64_t world = dp.world_size(), rank = dp.rank();
-  shard_begin_ = rank * n / world;
-  const int64_t shard_end = (rank + 1) * n / world;
-  shard_.assign(std::make_move_iterator(all.begin() + shard_begin_),
-                std::make_move_iterator(all.begin() + shard_end));
-  shard_source_.assign(source.begin() + shard_begin_, source.begin() + shard_end);
+  const auto share = data::uneven_shard_range(total_items_, dp.rank(), dp.world_size());
+  shard_begin_ = static_cast<int64_t>(share.begin);
+  const auto first = static_cast<std::ptrdiff_t>(share.begin);
+  const auto last = static_cast<std::ptrdiff_t>(share.end);
+  shard_.assign(std::make_move_iterator(all.begin() + first),
+                std::make_move_iterator(all.begin() + last));
+  shard_source_.assign(source.begin() + first, source.begin() + last);
   if (total_items_ < all.size()) {  // validation.max_items left later sources out
     const size_t used = total_items_ == 0 ? 0 : source[total_items_ - 1] + 1;
     source_names_.resize(used);
@@ -125,10 +125,8 @@ void Validator::run(model::CausalLM policy, int64_t steps_done, const std::strin
   Evaluator evaluator(std::move(policy), tokenizer_, template_, pipeline_, options);
 
   // With several sources, each one's figures too.
-  std::vector<std::string> names;
-  for (const auto& e : pipeline_.entries()) names.push_back(e.name);
   const size_t sources = source_names_.size() > 1 ? source_names_.size() : 0;
-  std::vector<EvalSummary> by_source(sources, EvalSummary(v.n, names, evaluator.has_vote()));
+  std::vector<EvalSummary> by_source(sources, evaluator.new_summary());
   std::string records;
   auto on_item = [&](const EvalItem& item, const EvalItemResult& result) {
     if (v.save_items) records += evaluator.item_json(item, result).dump() + "\n";

@@ -178,6 +178,12 @@ TEST(PromptDatasetShard, RanksGetDisjointSlicesCoveringTheGlobalBatch) {
               std::string::npos);
   }
   EXPECT_THROW(shard_range(8, 4, 4), grpo::Error);
+  // Any n: [r n / W, (r + 1) n / W).
+  EXPECT_EQ(uneven_shard_range(7, 0, 2).end, 3u);
+  EXPECT_EQ(uneven_shard_range(7, 1, 2).begin, 3u);
+  EXPECT_EQ(uneven_shard_range(7, 1, 2).end, 7u);
+  EXPECT_EQ(uneven_shard_range(5, 2, 3).begin, 3u);
+  EXPECT_THROW(uneven_shard_range(5, 3, 3), grpo::Error);
 }
 
 // The benchmark files in the shared data folder load with their own field names.

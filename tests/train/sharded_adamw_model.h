@@ -6,6 +6,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/optim/optimizer.h>
 
 #include <cmath>
 #include <string>
@@ -56,6 +57,16 @@ inline void set_sharded_adamw_grads(const train::NamedParameters& params, int t)
   for (size_t i = 0; i < params.size(); ++i) {
     params[i].second.mutable_grad() = sharded_adamw_grad(params[i].second, i, t);
   }
+}
+
+// Step t of both optimizers: the gradients of step t on `params` and on `copy`, then one step of
+// `sharded` (over `params`) and of `whole` (over `copy`).
+inline void step_both(train::Optimizer& sharded, const train::NamedParameters& params,
+                      torch::optim::Optimizer& whole, const train::NamedParameters& copy, int t) {
+  set_sharded_adamw_grads(params, t);
+  set_sharded_adamw_grads(copy, t);
+  sharded.step();
+  whole.step();
 }
 
 inline train::NamedParameters clone_params(const train::NamedParameters& params) {

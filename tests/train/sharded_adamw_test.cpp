@@ -110,10 +110,7 @@ TEST(ShardedAdamW, OneProcessStepsAsWholeAdamW) {
     for (const auto& item : params) {
       EXPECT_TRUE(!item.second.grad().defined() || item.second.grad().eq(0).all().item<bool>());
     }
-    grpo::testing::set_sharded_adamw_grads(params, t);
-    grpo::testing::set_sharded_adamw_grads(copy, t);
-    sharded.step();
-    whole->step();
+    grpo::testing::step_both(sharded, params, *whole, copy, t);
     EXPECT_EQ(grpo::testing::max_param_diff(params, copy), 0.0) << "step " << t;
   }
   EXPECT_GT(grpo::testing::max_param_diff(params, start), 1e-3);
@@ -132,10 +129,7 @@ TEST(ShardedAdamW, SavesAndLoadsWholeAdamWFiles) {
   sharded.gather_for_save();
   sharded.save((dir / "empty.pt").string());
   for (int t = 0; t < 3; ++t) {
-    grpo::testing::set_sharded_adamw_grads(params, t);
-    grpo::testing::set_sharded_adamw_grads(copy, t);
-    sharded.step();
-    whole->step();
+    grpo::testing::step_both(sharded, params, *whole, copy, t);
   }
   sharded.gather_for_save();
   sharded.save((dir / "sharded.pt").string());
@@ -147,10 +141,7 @@ TEST(ShardedAdamW, SavesAndLoadsWholeAdamWFiles) {
   ShardedAdamW resumed(resumed_params, config, nullptr, 64);
   resumed.load((dir / "whole.pt").string());
   for (int t = 3; t < 5; ++t) {
-    grpo::testing::set_sharded_adamw_grads(resumed_params, t);
-    grpo::testing::set_sharded_adamw_grads(copy, t);
-    resumed.step();
-    whole->step();
+    grpo::testing::step_both(resumed, resumed_params, *whole, copy, t);
   }
   EXPECT_EQ(grpo::testing::max_param_diff(resumed_params, copy), 0.0);
 
@@ -164,10 +155,7 @@ TEST(ShardedAdamW, SavesAndLoadsWholeAdamWFiles) {
   ShardedAdamW from_empty(fresh, config, nullptr, 64);
   from_empty.load((dir / "sharded.pt").string());
   from_empty.load((dir / "empty.pt").string());
-  grpo::testing::set_sharded_adamw_grads(fresh, 0);
-  grpo::testing::set_sharded_adamw_grads(fresh_copy, 0);
-  from_empty.step();
-  fresh_whole->step();
+  grpo::testing::step_both(from_empty, fresh, *fresh_whole, fresh_copy, 0);
   EXPECT_EQ(grpo::testing::max_param_diff(fresh, fresh_copy), 0.0);
   fs::remove_all(dir);
 }

@@ -43,12 +43,9 @@ int main(int argc, char** argv) {
     for (int t = 0; t < 4; ++t) {
       sharded.zero_grad();
       whole->zero_grad();
-      grpo::testing::set_sharded_adamw_grads(params, t);
-      grpo::testing::set_sharded_adamw_grads(copy, t);
       sharded.set_learning_rate(config.lr * (t + 1) / 4);
       grpo::train::set_learning_rate(*whole, config.lr * (t + 1) / 4);
-      sharded.step();
-      whole->step();
+      grpo::testing::step_both(sharded, params, *whole, copy, t);
       out["max_diff"].push_back(grpo::testing::max_param_diff(params, copy));
       if (t == 1) {
         sharded.gather_for_save();

@@ -61,6 +61,9 @@ struct ShardRange {
   size_t end = 0;
 };
 ShardRange shard_range(size_t n, int rank, int world_size);
+// The same for any n (validation and evaluation items, SFT examples): [r n / W, (r + 1) n / W),
+// shares that differ by at most one.
+ShardRange uneven_shard_range(size_t n, int rank, int world_size);
 
 class PromptDataset {
  public:

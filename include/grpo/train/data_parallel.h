@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -97,11 +98,21 @@ class DataParallel {
   void reduce_metrics(metrics::StepMetrics& metrics);
 
  private:
+  size_t bucket_bytes() const { return static_cast<size_t>(config_.bucket_mb * 1024.0 * 1024.0); }
+
   config::DistributedConfig config_;
   dist::Env env_;
   at::Device device_;
   std::unique_ptr<dist::ProcessGroup> group_;
   std::unique_ptr<dist::GradientReducer> reducer_;
 };
+
+// The process group a run trains in: `shared` when the caller made one for several runs
+// (TrainOptions::data_parallel: grpo train's SFT stage, then its GRPO run), which takes this
+// run's settings and must have been made for the run's device (a config error otherwise); else a
+// new one for `env`, kept in `own`.
+DataParallel& run_data_parallel(DataParallel* shared, std::unique_ptr<DataParallel>& own,
+                                const config::DistributedConfig& config, const dist::Env& env,
+                                const at::Device& device);
 
 }  // namespace grpo::train

@@ -137,6 +137,9 @@ class Evaluator {
   size_t pass_entry() const { return pass_entry_; }
   // Whether cons@n is computed (the pipeline has math_boxed).
   bool has_vote() const { return math_entry_.has_value(); }
+  // An empty summary of this evaluation's figures (n, the pipeline's rewards, cons@n or not),
+  // as run() starts from: for summaries of subsets of the items.
+  EvalSummary new_summary() const;
 
   // Samples, scores and summarises every item; `on_item` sees each item's result in order as
   // its batch finishes (to stream the per-item JSONL).
