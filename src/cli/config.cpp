@@ -1,5 +1,7 @@
 // `grpo config check|show FILE [--set key=value]...`: validate a run config, or print it fully
 // resolved (extends merged, overrides applied, every default filled in).
+// `grpo config diff A B [--set key=value]...`: the keys whose resolved values differ (the
+// overrides apply to B), e.g. two runs' config.resolved.yaml or a checkpoint's config.yaml.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -26,7 +28,7 @@ void add_config_args(CLI::App* cmd, ConfigArgs& args) {
 }  // namespace
 
 void add_config_verb(CLI::App& app) {
-  auto* config = app.add_subcommand("config", "Check or print a run configuration");
+  auto* config = app.add_subcommand("config", "Check, print or compare run configurations");
   config->require_subcommand(1);
   auto args = std::make_shared<ConfigArgs>();
 
@@ -43,6 +45,21 @@ void add_config_verb(CLI::App& app) {
   show->callback([args] {
     auto loaded = config::load_config(args->file, args->overrides);
     std::fputs(config::to_yaml(loaded.config).c_str(), stdout);
+  });
+
+  auto* diff = config->add_subcommand(
+      "diff", "Print the keys whose resolved values differ between two configs");
+  auto before = std::make_shared<std::string>();
+  diff->add_option("before", *before, "YAML config file")->required();
+  add_config_args(diff, *args);
+  diff->callback([args, before] {
+    const auto a = config::load_config(*before).config;
+    const auto b = config::load_config(args->file, args->overrides).config;
+    const auto changes = config::config_changes(a, b);
+    for (const auto& c : changes) {
+      std::printf("%s: %s -> %s\n", c.key.c_str(), c.before.c_str(), c.after.c_str());
+    }
+    if (changes.empty()) std::printf("no differences\n");
   });
 }
 

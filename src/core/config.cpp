@@ -43,4 +43,45 @@ std::string config_hash(const Config& config) {
   return buf;
 }
 
+namespace {
+
+std::string shown(const Node* n) {
+  if (!n) return "(absent)";
+  return n->kind == Node::Kind::scalar && n->scalar.size() <= 60 ? n->scalar : n->brief();
+}
+
+void diff(const std::string& key, const Node* before, const Node* after,
+          std::vector<ConfigChange>& out) {
+  const auto join = [&](const std::string& sub) { return key.empty() ? sub : key + "." + sub; };
+  if (before && after && before->kind == Node::Kind::map && after->kind == Node::Kind::map) {
+    for (const auto& [name, value] : after->fields)
+      diff(join(name), before->get(name), &value, out);
+    for (const auto& [name, value] : before->fields) {
+      if (!after->get(name)) diff(join(name), &value, nullptr, out);
+    }
+    return;
+  }
+  if (before && after && before->kind == Node::Kind::sequence &&
+      after->kind == Node::Kind::sequence && before->items.size() == after->items.size()) {
+    for (size_t i = 0; i < after->items.size(); ++i) {
+      diff(key + "[" + std::to_string(i) + "]", &before->items[i], &after->items[i], out);
+    }
+    return;
+  }
+  const bool same = before && after && before->kind == after->kind &&
+                    (before->kind != Node::Kind::scalar || before->scalar == after->scalar) &&
+                    before->kind != Node::Kind::sequence && before->kind != Node::Kind::map;
+  if (!same) out.push_back({key, shown(before), shown(after)});
+}
+
+}  // namespace
+
+std::vector<ConfigChange> config_changes(const Config& before, const Config& after) {
+  const Node a = to_node(before);
+  const Node b = to_node(after);
+  std::vector<ConfigChange> out;
+  diff("", &a, &b, out);
+  return out;
+}
+
 }  // namespace grpo::config

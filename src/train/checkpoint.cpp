@@ -248,6 +248,7 @@ std::string CheckpointManager::save(const TrainerState& state, const CheckpointW
     fs::create_directories(tmp / kAdapterDir);
     writers.adapter((tmp / kAdapterDir).string());
   }
+  if (!state.config_yaml.empty()) write_file(tmp / kConfigFile, state.config_yaml);
   write_file(tmp / kTrainerStateFile, trainer_state_to_json(state));
   fsync_tree(tmp);
 
@@ -305,7 +306,7 @@ std::optional<CheckpointInfo> CheckpointManager::latest() const {
 }
 
 std::optional<ResumePoint> resolve_resume(const std::string& resume, const std::string& run_dir,
-                                          const std::string& config_hash, bool force) {
+                                          const config::Config& config, bool force) {
   if (resume.empty()) return std::nullopt;
   std::string dir;
   if (resume == "auto") {
@@ -338,15 +339,75 @@ std::optional<ResumePoint> resolve_resume(const std::string& resume, const std::
     }
   }
   ResumePoint point{dir, read_trainer_state((fs::path(dir) / kTrainerStateFile).string())};
-  if (point.state.config_hash != config_hash) {
-    GRPO_CHECK_KIND(config, force, "checkpoint ", dir, " was written with config hash ",
-                    point.state.config_hash, " but this run's config hash is ", config_hash,
-                    "; resume with the same config, or force the resume (--force-resume)");
-    log::warn("resuming from ", dir, " written with config hash ", point.state.config_hash,
-              " (this run: ", config_hash, ") because the resume was forced");
+  const ConfigDrift drift = config_drift(dir, point.state, config);
+  if (!drift.allowed.empty()) {
+    log::info("resuming with changed keys that a resume may change: ",
+              describe_changes(drift.allowed));
+  }
+  if (!drift.learned.empty()) {
+    GRPO_CHECK_KIND(config, force, "checkpoint ", dir,
+                    " was written with another config: ", describe_changes(drift.learned),
+                    " (checkpoint -> this run); resume with the checkpoint's config (its ",
+                    kConfigFile, "), or force the resume (--force-resume)");
+    log::warn("resuming from ", dir, " with changed keys because the resume was forced: ",
+              describe_changes(drift.learned));
   }
   log::info("resuming from ", dir, " at step ", point.state.step);
   return point;
+}
+
+bool resume_may_change(const std::string& key) {
+  static const char* const kSections[] = {"distributed.", "logging.", "checkpoint.", "validation."};
+  static const char* const kKeys[] = {"trainer.steps",
+                                      "trainer.micro_batch_size",
+                                      "trainer.max_tokens_per_micro_batch",
+                                      "trainer.gradient_checkpointing",
+                                      "trainer.device",
+                                      "trainer.deterministic",
+                                      "trainer.max_nonfinite_steps",
+                                      "rollout.max_tokens_in_flight",
+                                      "model.kernels",
+                                      "sft.epochs"};
+  for (const char* section : kSections) {
+    if (key.rfind(section, 0) == 0) return true;
+  }
+  for (const char* k : kKeys) {
+    if (key == k) return true;
+  }
+  // A reward function's worker count (the code sandbox's concurrency), not what it scores.
+  const std::string suffix = "].options.concurrency";
+  return key.rfind("reward.functions[", 0) == 0 && key.size() > suffix.size() &&
+         key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+ConfigDrift config_drift(const std::string& dir, const TrainerState& state,
+                         const config::Config& config) {
+  ConfigDrift drift;
+  const std::string hash = config::config_hash(config);
+  const fs::path saved_path = fs::path(dir) / kConfigFile;
+  if (state.config_hash == hash) return drift;
+  std::string why = "no " + std::string(kConfigFile) + " to compare";
+  if (fs::is_regular_file(saved_path)) {
+    try {
+      const config::Config saved = config::load_config(saved_path.string()).config;
+      for (auto& change : config::config_changes(saved, config)) {
+        (resume_may_change(change.key) ? drift.allowed : drift.learned).push_back(change);
+      }
+      return drift;
+    } catch (const Error& e) {
+      why = std::string(kConfigFile) + " unreadable: " + e.what();
+    }
+  }
+  drift.learned.push_back({"config hash", state.config_hash, hash + " (" + why + ")"});
+  return drift;
+}
+
+std::string describe_changes(const std::vector<config::ConfigChange>& changes) {
+  std::string out;
+  for (const auto& c : changes) {
+    out += (out.empty() ? "" : ", ") + c.key + " " + c.before + " -> " + c.after;
+  }
+  return out;
 }
 
 }  // namespace grpo::train

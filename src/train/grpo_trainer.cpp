@@ -233,15 +233,14 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   std::optional<RunDirLock> lock;  // rank 0 writes the run directory: one such run at a time
   if (run.dp->is_main()) lock.emplace(options.run_dir);
   const std::string hash = config::config_hash(config);
-  if (run.dp->is_main()) {
+  TrainSummary summary;
+  NonFiniteGuard guard(config.trainer.max_nonfinite_steps);
+  auto resume = resolve_resume(options.resume, options.run_dir, config, options.force_resume);
+  if (run.dp->is_main()) {  // only once the resume is accepted: a refused one changes nothing
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
     out.write(config::to_yaml(config));
     out.commit();
   }
-
-  TrainSummary summary;
-  NonFiniteGuard guard(config.trainer.max_nonfinite_steps);
-  auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
   if (resume) {
     const auto kernels = model::kernel_policy(config.model.kernels);
     run.policy = load_checkpoint_policy(run.policy, config.model, resume->dir);
@@ -254,7 +253,6 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
       run.reference_reset = true;
     }
     summary.first_step = resume->state.step;
-    log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
   run.dp->check_resume_step(summary.first_step);
   // The update's forwards record autograd; rollout and log-prob forwards do not, and never
@@ -301,6 +299,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
+    state.config_yaml = config::to_yaml(config);
     state.data_cursor = run.dataset->cursor().to_json();
     state.rng_states = capture_torch_rng();
     state.extra = {{"nonfinite_consecutive", guard.consecutive()},

@@ -127,18 +127,22 @@ bool prepare_stage(config::Config& config, const std::string& run_dir, const Sto
                                     ? (fs::path(run_dir) / "sft").string()
                                     : config.model.sft_run_dir;
   if (!prepare_stage(stage, stage_dir, stop, ranks, chain)) return false;
-  const std::string hash = config::config_hash(stage);
-
   std::string checkpoint;
   if (auto latest = CheckpointManager(stage_dir, stage.checkpoint.keep_last).latest()) {
     const auto state = read_trainer_state((fs::path(latest->dir) / kTrainerStateFile).string());
     if (state.extra.value(kCompleteKey, false)) {
-      GRPO_CHECK_KIND(config, state.config_hash == hash, "the SFT stage in ", stage_dir,
-                      " was trained with another config (hash ", state.config_hash, "; ", path,
-                      " now gives ", hash,
-                      "): delete that folder, or point model.sft_run_dir elsewhere");
-      log::info("base model: reusing the SFT stage ", latest->dir, " (", path, ", config hash ",
-                hash, ")");
+      // A finished stage is reused unless what it learned, or how long it trained, differs.
+      auto drift = config_drift(latest->dir, state, stage);
+      for (const auto& change : drift.allowed) {
+        if (change.key == "sft.epochs" || change.key == "trainer.steps") {
+          drift.learned.push_back(change);
+        }
+      }
+      GRPO_CHECK_KIND(config, drift.learned.empty(), "the SFT stage in ", stage_dir,
+                      " was trained with another config than ", path,
+                      " now gives: ", describe_changes(drift.learned),
+                      " (stage -> now); delete that folder, or point model.sft_run_dir elsewhere");
+      log::info("base model: reusing the SFT stage ", latest->dir, " (", path, ")");
       checkpoint = latest->dir;
     }
   }
@@ -275,20 +279,18 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   config::TrainerConfig schedule = c.trainer;  // the learning-rate schedule spans these steps
   schedule.steps = static_cast<int>(sft_steps(c, dataset.size()));
   const std::string hash = config::config_hash(c);
-  if (dp.is_main()) {
+  TrainSummary summary;
+  NonFiniteGuard guard(c.trainer.max_nonfinite_steps);
+  auto policy = model::build_model(c.model, tokenizer->vocab_size());
+  const auto resume = resolve_resume(options.resume, options.run_dir, c, options.force_resume);
+  if (dp.is_main()) {  // only once the resume is accepted: a refused one changes nothing
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
     out.write(config::to_yaml(c));
     out.commit();
   }
-
-  TrainSummary summary;
-  NonFiniteGuard guard(c.trainer.max_nonfinite_steps);
-  auto policy = model::build_model(c.model, tokenizer->vocab_size());
-  const auto resume = resolve_resume(options.resume, options.run_dir, hash, options.force_resume);
   if (resume) {
     policy = load_checkpoint_policy(policy, c.model, resume->dir);
     summary.first_step = resume->state.step;
-    log::info("resuming from ", resume->dir, " (step ", summary.first_step, ")");
   }
   dp.check_resume_step(summary.first_step);
   policy->set_gradient_checkpointing(c.trainer.gradient_checkpointing);
@@ -352,6 +354,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
+    state.config_yaml = config::to_yaml(c);
     state.data_cursor = dataset.cursor().to_json();
     state.rng_states = capture_torch_rng();
     state.extra = {{"nonfinite_consecutive", guard.consecutive()},

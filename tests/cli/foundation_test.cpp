@@ -142,4 +142,20 @@ TEST(Cli, ShowResolvesOverridesAndRoundTrips) {
   fs::remove(resolved);
 }
 
+// `config diff A B`: the resolved keys that differ, B's overrides applied; the defaults a file
+// leaves out compare equal to the same value written out.
+TEST(Cli, DiffNamesTheChangedKeys) {
+  std::string a = temp_file("diff_a.yaml", "model:\n  init: random\ntrainer:\n  lr: 1e-6\n");
+  std::string b = temp_file("diff_b.yaml", "model:\n  init: random\nrollout:\n  n: 4\n");
+  auto r = run_cli("config diff " + shell_quote(a) + " " + shell_quote(b) +
+                   " --set algorithm.beta=0.04");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rollout.n: 8 -> 4\nalgorithm.beta: 0.001 -> 0.04\n");
+  auto same = run_cli("config diff " + shell_quote(a) + " " + shell_quote(a));
+  EXPECT_EQ(same.out, "no differences\n");
+  EXPECT_EQ(run_cli("config diff " + shell_quote(a) + " /nonexistent/grpo.yaml").exit_code, 2);
+  fs::remove(a);
+  fs::remove(b);
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -291,6 +292,31 @@ TEST(Config, BrokenExtendsAreErrors) {
   EXPECT_NE(message((fs::temp_directory_path() / "grpo_no_such_config.yaml").string())
                 .find("cannot read config file"),
             std::string::npos);
+}
+
+// config_changes lists each differing leaf with its path and both values: nested keys, list
+// items of same-length lists, a list whose length changed as one change, and a key present on
+// one side only (an optional section).
+TEST(Config, ChangesNameEachDifferingKey) {
+  const std::string rewards =
+      "reward:\n  functions:\n    - name: math_boxed\n    - name: format\n      weight: 0.5\n";
+  Config a = parse_config(with(rewards + "data:\n  train_files: [a.jsonl]\n"), "a").config;
+  EXPECT_TRUE(config_changes(a, a).empty());
+  Config b = a;
+  b.trainer.lr = 2e-6;
+  b.reward.functions[1].weight = 0.25;
+  b.data.train_files.push_back("b.jsonl");
+  const auto changes = config_changes(a, b);
+  ASSERT_EQ(changes.size(), 3u);
+  std::map<std::string, std::pair<std::string, std::string>> by_key;
+  for (const auto& c : changes) by_key[c.key] = {c.before, c.after};
+  EXPECT_EQ(by_key["trainer.lr"], std::make_pair(std::string("1e-06"), std::string("2e-06")));
+  EXPECT_EQ(by_key["reward.functions[1].weight"],
+            std::make_pair(std::string("0.5"), std::string("0.25")));
+  EXPECT_EQ(by_key["data.train_files"],
+            std::make_pair(std::string("[a.jsonl]"), std::string("[a.jsonl, b.jsonl]")));
+  // The reverse direction swaps the values.
+  for (const auto& c : config_changes(b, a)) EXPECT_EQ(by_key[c.key].first, c.after) << c.key;
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {

@@ -44,7 +44,15 @@ std::string read(const fs::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-TrainerState state_at(int64_t step, const std::string& hash = "abc123") {
+// The config the checkpoints below were written with.
+const grpo::config::Config& base_config() {
+  static const grpo::config::Config c =
+      grpo::config::parse_config("model:\n  init: random\n", "base").config;
+  return c;
+}
+
+TrainerState state_at(int64_t step,
+                      const std::string& hash = grpo::config::config_hash(base_config())) {
   TrainerState s;
   s.step = step;
   s.config_hash = hash;
@@ -160,7 +168,7 @@ TEST(CheckpointManager, SimulatedCrashResumesFromLastCompleteCheckpoint) {
 
   ASSERT_TRUE(manager.latest().has_value());
   EXPECT_EQ(manager.latest()->step, 50);
-  const auto resumed = grpo::train::resolve_resume("auto", run.string(), "abc123", false);
+  const auto resumed = grpo::train::resolve_resume("auto", run.string(), base_config(), false);
   ASSERT_TRUE(resumed.has_value());
   EXPECT_EQ(resumed->state.step, 50);
   EXPECT_EQ(resumed->dir, (run / "checkpoints" / "step_000050").string());
@@ -204,43 +212,112 @@ TEST(CheckpointManager, KeepsTheLastKAndDeletesOnlyAfterANewOneIsComplete) {
 TEST(Resume, ResolvesAutoPathsAndReportsErrors) {
   const fs::path run = fresh_dir("resume");
   using grpo::train::resolve_resume;
-  EXPECT_FALSE(resolve_resume("", run.string(), "abc123", false).has_value());
-  EXPECT_FALSE(resolve_resume("auto", run.string(), "abc123", false).has_value());
+  EXPECT_FALSE(resolve_resume("", run.string(), base_config(), false).has_value());
+  EXPECT_FALSE(resolve_resume("auto", run.string(), base_config(), false).has_value());
   CheckpointManager manager(run.string(), 5);
   manager.save(state_at(10), writers_for(10));
   manager.save(state_at(20), writers_for(20));
   const fs::path step10 = run / "checkpoints" / "step_000010";
-  EXPECT_EQ(resolve_resume(step10.string(), "/elsewhere", "abc123", false)->state.step, 10);
-  EXPECT_EQ(resolve_resume(step10.string() + "/", "/elsewhere", "abc123", false)->state.step, 10);
-  EXPECT_EQ(resolve_resume(run.string(), "/elsewhere", "abc123", false)->state.step, 20);
-  EXPECT_EQ(resolve_resume((run / "checkpoints").string(), "", "abc123", false)->state.step, 20);
+  EXPECT_EQ(resolve_resume(step10.string(), "/elsewhere", base_config(), false)->state.step, 10);
+  EXPECT_EQ(resolve_resume(step10.string() + "/", "/elsewhere", base_config(), false)->state.step,
+            10);
+  EXPECT_EQ(resolve_resume(run.string(), "/elsewhere", base_config(), false)->state.step, 20);
+  EXPECT_EQ(resolve_resume((run / "checkpoints").string(), "", base_config(), false)->state.step,
+            20);
 
   write(run / "checkpoints" / "step_000030.tmp" / "trainer_state.json", "{");
   EXPECT_NE(error_of([&] {
-              resolve_resume((run / "checkpoints" / "step_000030.tmp").string(), "", "abc123",
+              resolve_resume((run / "checkpoints" / "step_000030.tmp").string(), "", base_config(),
                              false);
             }).find("incomplete checkpoint"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              resolve_resume("/no/such/dir", "", "abc123", false);
+              resolve_resume("/no/such/dir", "", base_config(), false);
             }).find("--resume /no/such/dir: no such file or folder"),
             std::string::npos);
   const fs::path empty = fresh_dir("resume_empty");
   EXPECT_NE(error_of([&] {
-              resolve_resume(empty.string(), "", "abc123", false);
+              resolve_resume(empty.string(), "", base_config(), false);
             }).find("no complete checkpoint found"),
             std::string::npos);
 
+  // These checkpoints carry no config.yaml: another config is compared by hash alone.
+  grpo::config::Config other = base_config();
+  other.trainer.lr = 2e-6;
   try {
-    resolve_resume("auto", run.string(), "fff999", false);
+    resolve_resume("auto", run.string(), other, false);
     FAIL() << "expected a config hash error";
   } catch (const grpo::Error& e) {
     const std::string msg = e.what();
     EXPECT_EQ(e.kind(), grpo::ErrorKind::config);
-    EXPECT_NE(msg.find("abc123"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("fff999"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(grpo::config::config_hash(base_config())), std::string::npos) << msg;
+    EXPECT_NE(msg.find(grpo::config::config_hash(other)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--force-resume"), std::string::npos) << msg;
   }
-  EXPECT_EQ(resolve_resume("auto", run.string(), "fff999", true)->state.step, 20);
+  EXPECT_EQ(resolve_resume("auto", run.string(), other, true)->state.step, 20);
+}
+
+// With the run's config.yaml in the checkpoint, a resume compares key by key: how the work is
+// spread, batched, checkpointed, validated and logged, and how long the run goes on, may change;
+// anything else is refused, naming each key with both values, unless forced. An unreadable
+// config.yaml falls back to the hash.
+TEST(Resume, ComparesTheSavedConfigKeyByKey) {
+  const fs::path run = fresh_dir("resume_config");
+  using grpo::train::resolve_resume;
+  const grpo::config::Config& base = base_config();
+  TrainerState state = state_at(10);
+  state.config_yaml = grpo::config::to_yaml(base);
+  CheckpointManager(run.string(), 2).save(state, writers_for(10));
+  const fs::path saved = run / "checkpoints" / "step_000010" / grpo::train::kConfigFile;
+  EXPECT_EQ(read(saved), state.config_yaml);
+  EXPECT_EQ(resolve_resume("auto", run.string(), base, false)->state.step, 10);
+
+  grpo::config::Config spread = base;
+  spread.distributed.shard_optimizer = true;
+  spread.trainer.micro_batch_size = 3;
+  spread.trainer.steps = 500;
+  spread.checkpoint.every = 7;
+  spread.logging.level = "debug";
+  EXPECT_EQ(resolve_resume("auto", run.string(), spread, false)->state.step, 10);
+  const auto drift = grpo::train::config_drift(run / "checkpoints" / "step_000010", state, spread);
+  EXPECT_TRUE(drift.learned.empty());
+  EXPECT_EQ(drift.allowed.size(), 5u);
+
+  grpo::config::Config learned = spread;
+  learned.trainer.lr = 3e-6;
+  learned.algorithm.beta = 0.0;
+  try {
+    resolve_resume("auto", run.string(), learned, false);
+    FAIL() << "expected a changed-config error";
+  } catch (const grpo::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.kind(), grpo::ErrorKind::config);
+    EXPECT_NE(msg.find("trainer.lr 1e-06 -> 3e-06"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("algorithm.beta "), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("shard_optimizer"), std::string::npos) << msg;  // allowed: not listed
+  }
+  EXPECT_EQ(resolve_resume("auto", run.string(), learned, true)->state.step, 10);
+
+  write(saved, "trainer: {lr: [not a number]}\n");
+  EXPECT_NE(
+      error_of([&] { resolve_resume("auto", run.string(), spread, false); }).find("unreadable"),
+      std::string::npos);
+}
+
+TEST(Resume, KeysAResumeMayChange) {
+  using grpo::train::resume_may_change;
+  for (const char* key :
+       {"distributed.bucket_mb", "logging.tensorboard", "checkpoint.keep_last", "validation.every",
+        "trainer.steps", "trainer.micro_batch_size", "trainer.max_tokens_per_micro_batch",
+        "model.kernels", "sft.epochs", "reward.functions[2].options.concurrency"}) {
+    EXPECT_TRUE(resume_may_change(key)) << key;
+  }
+  for (const char* key :
+       {"trainer.lr", "trainer.minibatch_size", "rollout.n", "algorithm.beta", "data.seed",
+        "model.path", "reward.functions[0].weight", "reward.functions[0].options.timeout_s",
+        "trainer.stepsx", "distributedx.y"}) {
+    EXPECT_FALSE(resume_may_change(key)) << key;
+  }
 }
 
 TEST(StopSignal, SigtermSetsTheFlagAndHandlersAreRestored) {

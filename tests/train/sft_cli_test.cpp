@@ -234,6 +234,7 @@ TEST_F(Sft, GrpoTrainRunsTheStageOnceAndReusesIt) {
   const auto changed = run_cli(train);
   EXPECT_EQ(changed.exit_code, 2);
   EXPECT_NE(changed.err.find("trained with another config"), std::string::npos) << changed.err;
+  EXPECT_NE(changed.err.find("trainer.lr 0.001 -> 0.002"), std::string::npos) << changed.err;
   // ... unless the stage runs elsewhere.
   const auto elsewhere = run_cli(train + " --set model.sft_run_dir=" + q(root_ / "sft2"));
   EXPECT_EQ(elsewhere.exit_code, 0) << elsewhere.err;

@@ -84,4 +84,16 @@ std::string to_yaml(const Config& config);
 // A stable hash of the resolved config (hex), to detect ranks or resumes with different configs.
 std::string config_hash(const Config& config);
 
+// One key whose value differs between two resolved configs: its path ("trainer.lr",
+// "reward.functions[1].weight") and the two values, short ("(absent)" where a side has none).
+struct ConfigChange {
+  std::string key;
+  std::string before;
+  std::string after;
+};
+
+// Every differing leaf, in key order of `after` (then keys only `before` has). Lists of the
+// same length are compared item by item; lists of different lengths are one change.
+std::vector<ConfigChange> config_changes(const Config& before, const Config& after);
+
 }  // namespace grpo::config

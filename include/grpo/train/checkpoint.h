@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "grpo/core/config.h"
+
 namespace grpo::train {
 
 inline constexpr const char* kPolicyDir = "policy";
@@ -22,6 +24,8 @@ inline constexpr const char* kReferenceDir = "reference";
 // Only with LoRA (model.lora): the adapters in PEFT's layout; policy/ holds the merged weights.
 inline constexpr const char* kAdapterDir = "adapter";
 inline constexpr const char* kTrainerStateFile = "trainer_state.json";
+// The resolved config of the run that wrote the checkpoint, for comparing on resume.
+inline constexpr const char* kConfigFile = "config.yaml";
 
 // Everything besides weights and optimizer moments that a resumed run needs to continue
 // exactly where the checkpointed one stood.
@@ -31,6 +35,9 @@ struct TrainerState {
   nlohmann::json data_cursor = nlohmann::json::object();  // the data loader's position
   std::map<std::string, std::string> rng_states;          // name -> raw generator state bytes
   nlohmann::json extra = nlohmann::json::object();        // counters (non-finite steps, ...)
+  // config::to_yaml() of that run: save() writes it to config.yaml beside trainer_state.json
+  // (when not empty); read_trainer_state() leaves it empty.
+  std::string config_yaml;
 };
 
 // trainer_state.json text (rng states as base64), and back. Parse errors name `source` and
@@ -98,9 +105,28 @@ struct ResumePoint {
 //   "auto" -> the latest complete checkpoint of run_dir, or a fresh run when there is none;
 //   PATH   -> a checkpoint folder (with trainer_state.json), or a run / checkpoints folder whose
 //             latest complete checkpoint is used; an error when none is found.
-// A checkpoint written with another config hash is a config error naming both hashes, unless
-// `force` (then a warning).
+// The checkpoint's config.yaml is compared with `config`: changed keys that resume_may_change()
+// allows are logged; any other change is a config error naming each key and both values,
+// unless `force` (then a warning). A checkpoint without config.yaml is compared by hash.
 std::optional<ResumePoint> resolve_resume(const std::string& resume, const std::string& run_dir,
-                                          const std::string& config_hash, bool force);
+                                          const config::Config& config, bool force);
+
+// Keys a run may change when it resumes (or reuses a finished SFT stage): how the work is spread,
+// batched into micro-batches, checkpointed, validated and logged, and how long the run goes on
+// (trainer.steps, sft.epochs), but nothing else that decides what is learned.
+bool resume_may_change(const std::string& key);
+
+// How `config` differs from the config that wrote checkpoint `dir` (whose trainer_state.json
+// holds `state`), split by resume_may_change(). Without a readable config.yaml and with another
+// hash, `learned` holds one "config hash" change.
+struct ConfigDrift {
+  std::vector<config::ConfigChange> learned;  // changes what is learned
+  std::vector<config::ConfigChange> allowed;  // resume_may_change()
+};
+ConfigDrift config_drift(const std::string& dir, const TrainerState& state,
+                         const config::Config& config);
+
+// "trainer.lr 1e-06 -> 2e-06, data.seed 1 -> 2".
+std::string describe_changes(const std::vector<config::ConfigChange>& changes);
 
 }  // namespace grpo::train
