@@ -138,6 +138,16 @@ struct ProcessGroup::Impl {
     }
   }
 
+  // Gloo (LibTorch 1.13's at least) has no bfloat16 collectives: such tensors travel as float32,
+  // which holds every bfloat16 value exactly (sums are rounded back once, after the reduction).
+  // Returns the tensor to hand to the backend: `tensor` itself, or its float32 copy.
+  at::Tensor on_wire(const at::Tensor& tensor) const {
+    if (backend == config::DistBackend::gloo && tensor.scalar_type() == at::kBFloat16) {
+      return tensor.to(at::kFloat);
+    }
+    return tensor;
+  }
+
   void check_tensor(const at::Tensor& tensor, const std::string& what) const {
     GRPO_CHECK(tensor.defined() && tensor.device() == device && tensor.is_contiguous(),
                "distributed ", what, ": expected a contiguous tensor on ", device.str(), ", got ",
@@ -149,6 +159,7 @@ struct ProcessGroup::Pending::State {
   c10::intrusive_ptr<c10d::Work> work;
   std::string what;
   at::Tensor tensor;  // kept alive until the reduction is done
+  at::Tensor wire;    // what the backend reduces: `tensor`, or a float32 copy copied back on wait
 };
 
 ProcessGroup::Pending::Pending() = default;
@@ -258,8 +269,9 @@ ProcessGroup::Pending ProcessGroup::all_reduce_async(at::Tensor& tensor, ReduceO
   pending.state_ = std::make_unique<Pending::State>();
   pending.state_->what = what;
   pending.state_->tensor = tensor;
+  pending.state_->wire = impl_->on_wire(tensor);
   pending.state_->work = impl_->start(what, [&] {
-    std::vector<at::Tensor> tensors{tensor};
+    std::vector<at::Tensor> tensors{pending.state_->wire};
     c10d::AllreduceOptions options;
     options.reduceOp = to_c10d(op);
     options.timeout = to_millis(impl_->timeout_s);
@@ -272,12 +284,14 @@ void ProcessGroup::wait(Pending& pending) {
   if (!pending.state_) return;
   auto state = std::move(pending.state_);
   impl_->wait(state->what, state->work);
+  if (!state->wire.is_same(state->tensor)) state->tensor.copy_(state->wire);
 }
 
 void ProcessGroup::broadcast(at::Tensor& tensor, int root, const std::string& what) {
   impl_->check_tensor(tensor, what);
+  at::Tensor wire = impl_->on_wire(tensor);
   auto work = impl_->start(what, [&] {
-    std::vector<at::Tensor> tensors{tensor};
+    std::vector<at::Tensor> tensors{wire};
     c10d::BroadcastOptions options;
     options.rootRank = root;
     options.rootTensor = 0;
@@ -285,20 +299,22 @@ void ProcessGroup::broadcast(at::Tensor& tensor, int root, const std::string& wh
     return impl_->group->broadcast(tensors, options);
   });
   impl_->wait(what, work);
+  if (!wire.is_same(tensor)) tensor.copy_(wire);
 }
 
 at::Tensor ProcessGroup::all_gather(const at::Tensor& tensor, const std::string& what) {
   impl_->check_tensor(tensor, what);
+  const at::Tensor wire = impl_->on_wire(tensor);
   std::vector<std::vector<at::Tensor>> outputs(1);
-  for (int r = 0; r < size(); ++r) outputs[0].push_back(at::empty_like(tensor));
-  std::vector<at::Tensor> inputs{tensor};
+  for (int r = 0; r < size(); ++r) outputs[0].push_back(at::empty_like(wire));
+  std::vector<at::Tensor> inputs{wire};
   auto work = impl_->start(what, [&] {
     c10d::AllgatherOptions options;
     options.timeout = to_millis(impl_->timeout_s);
     return impl_->group->allgather(outputs, inputs, options);
   });
   impl_->wait(what, work);
-  return at::stack(outputs[0]);
+  return at::stack(outputs[0]).to(tensor.scalar_type());
 }
 
 void ProcessGroup::barrier(const std::string& what) {

@@ -49,6 +49,18 @@ json collectives(ProcessGroup& group) {
   auto b = at::full({3}, static_cast<int64_t>(group.rank()), at::kLong);
   group.broadcast(b, 1, "broadcast");
   out["broadcast_from_1"] = values_of(b);
+  // bfloat16, which Gloo lacks: it travels as float32 and comes back bfloat16. 256 + 1.5 rounds
+  // to 258 (bfloat16's spacing at 256 is 2).
+  auto h = at::tensor({1.5 * r, group.rank() == 0 ? 256.0 : 1.5}, at::kFloat).to(at::kBFloat16);
+  group.all_reduce(h, ReduceOp::sum, "bf16 sum");
+  out["bf16_sum"] = values_of(h);
+  out["bf16_dtype"] = std::string(c10::toString(h.scalar_type()));
+  auto hb = at::full({2}, r + 0.25, at::kBFloat16);
+  group.broadcast(hb, 1, "bf16 broadcast");
+  out["bf16_broadcast_from_1"] = values_of(hb);
+  const auto hg = group.all_gather(at::full({1}, r + 0.5, at::kBFloat16), "bf16 gather");
+  out["bf16_gather"] = values_of(hg);
+  out["bf16_gather_dtype"] = std::string(c10::toString(hg.scalar_type()));
   group.barrier("barrier");
   grpo::dist::check_same_config(group, "0123456789abcdef");
   grpo::testing::TinyNet net;

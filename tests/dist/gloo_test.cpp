@@ -73,6 +73,11 @@ TEST(Gloo, CollectivesMatchHandDerivedValues) {
     EXPECT_EQ(o["reduce_values"], json({3.0, 1.5, 2.0, 1.0}));
     EXPECT_EQ(o["gather"], json({1.0, 1.5, 2.0, 2.5}));
     EXPECT_EQ(o["broadcast_from_1"], json({1.0, 1.0, 1.0}));
+    EXPECT_EQ(o["bf16_sum"], json({4.5, 258.0}));
+    EXPECT_EQ(o["bf16_dtype"], "BFloat16");
+    EXPECT_EQ(o["bf16_broadcast_from_1"], json({2.25, 2.25}));
+    EXPECT_EQ(o["bf16_gather"], json({1.5, 2.5}));
+    EXPECT_EQ(o["bf16_gather_dtype"], "BFloat16");
     EXPECT_EQ(o["checks"], "passed");
   }
 }

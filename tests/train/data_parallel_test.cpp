@@ -150,6 +150,17 @@ double max_diff(const std::map<std::string, at::Tensor>& a,
   return m;
 }
 
+// Mean |a - b| over every parameter element.
+double mean_diff(const std::map<std::string, at::Tensor>& a,
+                 const std::map<std::string, at::Tensor>& b) {
+  double sum = 0, n = 0;
+  for (const auto& [name, t] : a) {
+    sum += (t - b.at(name)).abs().sum().item<double>();
+    n += static_cast<double>(t.numel());
+  }
+  return sum / n;
+}
+
 std::vector<nlohmann::json> metrics(const fs::path& run) {
   std::vector<nlohmann::json> out;
   std::ifstream in(run / "metrics.jsonl");
@@ -297,6 +308,32 @@ TEST_F(DataParallelTrain, ShardedOptimizerStepsAsWholeAndSharesCheckpoints) {
     const auto p_from = from == "zero_whole" ? p_whole : p_sharded;
     EXPECT_LT(max_diff(p_from, policy(dir_ / to / "checkpoints/step_000002")), 1e-6) << to;
   }
+}
+
+// bfloat16 weights over Gloo, which has no bfloat16 collectives (the process group sends them as
+// float32): two ranks with sharded optimizer state train as one process does, up to bfloat16
+// rounding of the summed gradients.
+TEST_F(DataParallelTrain, BfloatOverTwoRanksTrainsAsOneProcess) {
+  InDir in(dir_);
+  const std::string bf16 = "--set model.dtype=bfloat16";
+  auto one = train("", "bf16_one", bf16);
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  auto two = train("launch --nproc-per-node 2 --", "bf16_two",
+                   bf16 + " --set distributed.shard_optimizer=true");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto m1 = metrics(dir_ / "bf16_one"), m2 = metrics(dir_ / "bf16_two");
+  ASSERT_EQ(m2.size(), 2u);
+  EXPECT_EQ(m1[0]["reward/mean"], m2[0]["reward/mean"]);  // the same first rollouts
+  const auto p1 = policy(dir_ / "bf16_one/checkpoints/step_000002");
+  const auto p2 = policy(dir_ / "bf16_two/checkpoints/step_000002");
+  const auto p1_step1 = policy(dir_ / "bf16_one/checkpoints/step_000001");
+  const double moved = mean_diff(p1, p1_step1);
+  const double diff = mean_diff(p1, p2);
+  std::cout << "bfloat16: mean |2 ranks - 1 rank| after 2 steps " << diff << " (max "
+            << max_diff(p1, p2) << "); step 2 moved the parameters by " << moved << " (max "
+            << max_diff(p1, p1_step1) << ")\n";
+  EXPECT_GT(moved, 1e-5);
+  EXPECT_LT(diff, moved / 10);
 }
 
 // grpo sft over two ranks: each encodes a contiguous share of every batch (2 and 3 of 5
