@@ -112,11 +112,14 @@ struct ProcessGroup::Impl {
   compat::BackendPtr group;
   bool broken = false;
 
-  [[noreturn]] void fail(const std::string& what, const std::string& detail) {
+  // `started`: the collective was under way (a failure then is usually another rank's);
+  // otherwise the backend refused it here (a tensor it does not take, a group already broken).
+  [[noreturn]] void fail(const std::string& what, const std::string& detail, bool started) {
     broken = true;
     GRPO_FAIL("distributed ", what, " failed on rank ", env.rank, " of ", env.world_size, " (",
               backend_name(backend), ", distributed.timeout_s = ", timeout_s, "): ", detail,
-              ". Another rank has probably exited or stopped responding: see its log");
+              started ? ". Another rank has probably exited or stopped responding: see its log"
+                      : " (the backend refused to start it)");
   }
 
   template <class Start>
@@ -126,7 +129,7 @@ struct ProcessGroup::Impl {
     try {
       return start_work();
     } catch (const std::exception& e) {
-      fail(what, describe(e));
+      fail(what, describe(e), false);
     }
   }
 
@@ -134,7 +137,7 @@ struct ProcessGroup::Impl {
     try {
       work->wait(to_millis(timeout_s));
     } catch (const std::exception& e) {
-      fail(what, describe(e));
+      fail(what, describe(e), true);
     }
   }
 
