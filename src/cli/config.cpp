@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "grpo/core/config.h"
+#include "run_verb.h"
 #include "verbs.h"
 
 namespace grpo::cli {
@@ -17,12 +18,15 @@ namespace {
 struct ConfigArgs {
   std::string file;
   std::vector<std::string> overrides;
+  std::vector<std::string> bare;
+  std::vector<std::string> all() const { return all_overrides(overrides, bare); }
 };
 
 void add_config_args(CLI::App* cmd, ConfigArgs& args) {
   cmd->add_option("file", args.file, "YAML config file")->required();
   cmd->add_option("--set", args.overrides, "Override a key: --set trainer.lr=1e-6 (repeatable)")
       ->allow_extra_args(false);
+  add_bare_overrides(*cmd, args.bare);
 }
 
 }  // namespace
@@ -35,7 +39,7 @@ void add_config_verb(CLI::App& app) {
   auto* check = config->add_subcommand("check", "Validate a config; exit 0 or print one error");
   add_config_args(check, *args);
   check->callback([args] {
-    auto loaded = config::load_config(args->file, args->overrides);
+    auto loaded = config::load_config(args->file, args->all());
     std::printf("%s: ok (config hash %s)\n", args->file.c_str(),
                 config::config_hash(loaded.config).c_str());
   });
@@ -43,7 +47,7 @@ void add_config_verb(CLI::App& app) {
   auto* show = config->add_subcommand("show", "Print the resolved config as YAML");
   add_config_args(show, *args);
   show->callback([args] {
-    auto loaded = config::load_config(args->file, args->overrides);
+    auto loaded = config::load_config(args->file, args->all());
     std::fputs(config::to_yaml(loaded.config).c_str(), stdout);
   });
 
@@ -54,7 +58,7 @@ void add_config_verb(CLI::App& app) {
   add_config_args(diff, *args);
   diff->callback([args, before] {
     const auto a = config::load_config(*before).config;
-    const auto b = config::load_config(args->file, args->overrides).config;
+    const auto b = config::load_config(args->file, args->all()).config;
     const auto changes = config::config_changes(a, b);
     for (const auto& c : changes) {
       std::printf("%s: %s -> %s\n", c.key.c_str(), c.before.c_str(), c.after.c_str());

@@ -41,6 +41,7 @@ struct LaunchArgs {
   int master_port = 0;
   double grace_s = 10;
   std::vector<std::string> command;
+  std::string log_level;  // the launcher's --log-level, when given: every rank gets it too
 };
 
 volatile std::sig_atomic_t g_signals = 0;  // SIGINT/SIGTERM received so far
@@ -135,6 +136,7 @@ Rank start_rank(const std::string& exe, const LaunchArgs& a, int local_rank, int
     setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
     unsetenv("TORCHELASTIC_USE_AGENT_STORE");
     std::vector<std::string> words{exe};
+    if (!a.log_level.empty()) words.insert(words.end(), {"--log-level", a.log_level});
     words.insert(words.end(), a.command.begin(), a.command.end());
     std::vector<char*> argv;
     for (auto& w : words) argv.push_back(w.data());
@@ -304,7 +306,9 @@ void add_launch_verb(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("command", a->command, "The grpo verb to run and its arguments, after --")
       ->required();
-  cmd->callback([a] {
+  cmd->callback([a, cmd] {
+    const auto* level = cmd->get_parent()->get_option("--log-level");
+    if (level->count() > 0) a->log_level = level->as<std::string>();
     const int code = launch(*a);
     if (code != 0) throw ExitStatus{code};
   });

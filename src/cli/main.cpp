@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Print help for every verb");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // launch passes its own first
   app.parse_complete_callback([&] { grpo::log::set_level(log_level); });
 
   grpo::cli::add_version_verb(app);

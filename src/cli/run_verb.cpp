@@ -12,6 +12,7 @@ void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_hel
                      const std::string& set_example) {
   cmd.add_option("--config", args.config, config_help)->required();
   cmd.add_option("--set", args.overrides, "Override a key: --set " + set_example + " (repeatable)");
+  add_bare_overrides(cmd, args.bare);
   cmd.add_option("--run-dir", args.run_dir, "Output folder (default: runs/<config name>)");
   cmd.add_option("--resume", args.resume,
                  "auto (latest checkpoint of the run dir, if any) or a checkpoint/run folder");
@@ -20,7 +21,7 @@ void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_hel
 }
 
 config::LoadedConfig load_run_config(const CLI::App& cmd, const RunArgs& args) {
-  auto loaded = config::load_config(args.config, args.overrides);
+  auto loaded = config::load_config(args.config, all_overrides(args.overrides, args.bare));
   if (cmd.get_parent()->get_option("--log-level")->count() == 0) {
     log::set_level(loaded.config.logging.level);
   }
@@ -52,6 +53,22 @@ void log_run_end(const train::TrainSummary& summary, const std::string& run_dir)
   }
   log::info("done: ", summary.last_step, " steps in ", run_dir,
             summary.last_checkpoint.empty() ? "" : ", last checkpoint " + summary.last_checkpoint);
+}
+
+std::vector<std::string> all_overrides(std::vector<std::string> set,
+                                       const std::vector<std::string>& bare) {
+  set.insert(set.end(), bare.begin(), bare.end());
+  return set;
+}
+
+void add_bare_overrides(CLI::App& cmd, std::vector<std::string>& bare) {
+  cmd.add_option("overrides", bare,
+                 "Overrides as bare key.path=value arguments, Hydra-style (same as --set)")
+      ->check([](const std::string& arg) -> std::string {
+        const auto eq = arg.find('=');
+        if (eq != std::string::npos && eq > 0) return "";
+        return "'" + arg + "' is not an override (key.path=value)";
+      });
 }
 
 }  // namespace grpo::cli

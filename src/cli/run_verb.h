@@ -16,15 +16,23 @@ namespace grpo::cli {
 
 struct RunArgs {
   std::string config;
-  std::vector<std::string> overrides;
+  std::vector<std::string> overrides;  // --set
+  std::vector<std::string> bare;       // bare key=value arguments, applied after --set
   std::string run_dir;
   std::string resume;
   bool force_resume = false;
 };
 
 // Registers the run options on `cmd`; `config_help` and `set_example` word the help text.
+// Overrides come as `--set key=value` or, Hydra-style, as bare `key=value` arguments.
 void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_help,
                      const std::string& set_example);
+
+// A positional option collecting bare `key.path=value` arguments (Hydra-style) into `bare`, for
+// verbs that take --set; the verb applies them after the --set ones (all_overrides).
+void add_bare_overrides(CLI::App& cmd, std::vector<std::string>& bare);
+std::vector<std::string> all_overrides(std::vector<std::string> set,
+                                       const std::vector<std::string>& bare);
 
 // Loads --config with the --set overrides; logging.level applies unless --log-level was given.
 config::LoadedConfig load_run_config(const CLI::App& cmd, const RunArgs& args);

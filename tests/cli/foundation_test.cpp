@@ -142,6 +142,22 @@ TEST(Cli, ShowResolvesOverridesAndRoundTrips) {
   fs::remove(resolved);
 }
 
+// Bare key=value arguments override like --set (Hydra-style), after the --set ones; anything
+// else in their place is a usage error naming it.
+TEST(Cli, BareOverridesApplyAfterSet) {
+  std::string path = temp_file("bare.yaml", "model:\n  init: random\n");
+  auto r = run_cli("config show " + shell_quote(path) +
+                   " trainer.lr=3e-6 --set trainer.lr=2e-6 rollout.n=4");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("lr: 3e-06"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  n: 4\n"), std::string::npos) << r.out;
+  auto bad = run_cli("config check " + shell_quote(path) + " trainer.lr");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("'trainer.lr' is not an override (key.path=value)"), std::string::npos)
+      << bad.err;
+  fs::remove(path);
+}
+
 // `config diff A B`: the resolved keys that differ, B's overrides applied; the defaults a file
 // leaves out compare equal to the same value written out.
 TEST(Cli, DiffNamesTheChangedKeys) {

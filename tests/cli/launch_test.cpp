@@ -104,6 +104,24 @@ TEST(Launch, UsageErrors) {
 }
 
 // Alone, the all-reduce benchmark forms a one-rank group (a quick check of the backend).
+// The launcher's --log-level reaches every rank; one given in the rank's command wins.
+TEST(Launch, ForwardsItsLogLevel) {
+  if (!contains(run_cli("version").out, "gloo backend: yes")) {
+    GTEST_SKIP() << "no Gloo backend in this build (tests/support/gloo.h)";
+  }
+  const std::string bench = " -- bench allreduce --device cpu --mb 0.01 --repeat 1";
+  const auto plain = run_cli("launch --nproc-per-node 2" + bench);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_TRUE(contains(plain.out + plain.err, "process group on cpu")) << plain.out << plain.err;
+  const auto quiet = run_cli("--log-level warn launch --nproc-per-node 2" + bench);
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_FALSE(contains(quiet.out + quiet.err, "process group on cpu")) << quiet.out << quiet.err;
+  const auto inner =
+      run_cli("--log-level warn launch --nproc-per-node 2 -- --log-level info" + bench.substr(3));
+  ASSERT_EQ(inner.exit_code, 0) << inner.err;
+  EXPECT_TRUE(contains(inner.out + inner.err, "process group on cpu")) << inner.out << inner.err;
+}
+
 TEST(Launch, BenchAllreduceAlone) {
   if (!contains(run_cli("version").out, "gloo backend: yes")) {
     GTEST_SKIP() << "no Gloo backend in this build (tests/support/gloo.h)";
