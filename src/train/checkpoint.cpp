@@ -390,8 +390,16 @@ ConfigDrift config_drift(const std::string& dir, const TrainerState& state,
   if (fs::is_regular_file(saved_path)) {
     try {
       const config::Config saved = config::load_config(saved_path.string()).config;
+      // With an SFT stage for base model, model.path and tokenizer.path are where the stage's
+      // final policy was found (checked against its config on its own), e.g. in a run
+      // directory that has since moved.
+      const bool stage_paths =
+          saved.model.init == config::ModelInit::sft && config.model.init == config::ModelInit::sft;
       for (auto& change : config::config_changes(saved, config)) {
-        (resume_may_change(change.key) ? drift.allowed : drift.learned).push_back(change);
+        const bool derived =
+            stage_paths && (change.key == "model.path" || change.key == "tokenizer.path");
+        (derived || resume_may_change(change.key) ? drift.allowed : drift.learned)
+            .push_back(change);
       }
       return drift;
     } catch (const Error& e) {

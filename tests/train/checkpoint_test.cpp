@@ -298,6 +298,26 @@ TEST(Resume, ComparesTheSavedConfigKeyByKey) {
   }
   EXPECT_EQ(resolve_resume("auto", run.string(), learned, true)->state.step, 10);
 
+  // A run built on an SFT stage: model.path and tokenizer.path name where the stage's policy was
+  // found (a moved run directory finds it elsewhere); a model given by path may not move.
+  for (const bool sft : {true, false}) {
+    const std::string init = sft ? "model: {init: sft, sft_config: stage.yaml, path: "
+                                 : "model: {init: pretrained, path: ";
+    const auto at = [&](const std::string& dir) {
+      return grpo::config::parse_config(
+                 init + dir + "/policy}\ntokenizer: {path: " + dir + "/policy}\n", "t")
+          .config;
+    };
+    TrainerState s = state_at(20, grpo::config::config_hash(at("/old/run/sft")));
+    s.config_yaml = grpo::config::to_yaml(at("/old/run/sft"));
+    const fs::path dir = fresh_dir(sft ? "resume_sft" : "resume_pretrained");
+    CheckpointManager(dir.string(), 1).save(s, writers_for(20));
+    const auto moved =
+        grpo::train::config_drift(dir / "checkpoints" / "step_000020", s, at("/new/run/sft"));
+    EXPECT_EQ(moved.allowed.size(), sft ? 2u : 0u);
+    EXPECT_EQ(moved.learned.size(), sft ? 0u : 2u);
+  }
+
   write(saved, "trainer: {lr: [not a number]}\n");
   EXPECT_NE(
       error_of([&] { resolve_resume("auto", run.string(), spread, false); }).find("unreadable"),
