@@ -4,8 +4,10 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "grpo/core/config/eval_suite.h"
 #include "grpo/core/config/tokenizer.h"
 #include "grpo/core/config_node.h"
 #include "grpo/core/error.h"
@@ -41,6 +44,9 @@ struct EvalArgs {
   std::string model;
   std::string adapter;  // a PEFT LoRA adapter folder applied to the model
   std::string data;
+  std::string suite;      // an evaluation suite YAML (config/eval_suite.h) instead of --data
+  std::string data_root;  // the suite's root, overridden
+  std::vector<std::string> only;  // the suite's benchmarks to run; empty: all
   std::string config_file;
   std::vector<std::string> rewards;
   train::EvalFields fields;
@@ -62,6 +68,7 @@ struct EvalArgs {
   CLI::Option* answer_field = nullptr;
   CLI::Option* tests_field = nullptr;
   CLI::Option* template_option = nullptr;
+  CLI::Option* limit_option = nullptr;
 };
 
 at::Device pick_device(const std::string& name) {
@@ -155,76 +162,254 @@ void join_rank_parts(train::DataParallel& dp, const std::string& path) {
     std::remove((path + ".rank" + std::to_string(r)).c_str());
 }
 
-void run_eval(EvalArgs& a) {
-  log::use_stderr();  // stdout carries the summary JSON
-  config::RewardConfig rc;
-  config::DataConfig data;
-  load_reward_setup(a.config_file, a.rewards, rc, data);
-  apply_config(a, data);
-  reward::RewardPipeline pipeline(rc, a.threads);
-  const text::PromptTemplate tmpl(
-      text::TemplateConfig{a.template_name, a.custom_template, a.system});
-  const auto all_items = train::load_eval_items(a.data, a.fields, a.limit);
+// One benchmark of the run: its file, field names and counts (one of a suite's, or --data's).
+struct Benchmark {
+  std::string name;  // "" for --data alone
+  std::string file;
+  train::EvalFields fields;
+  size_t limit = 0;
+  int64_t n = 1;
+  int64_t max_new_tokens = 0;
+  std::string output;  // per-item JSONL; "": none
+};
 
-  // Under grpo launch (torchrun, Slurm) each rank takes a contiguous share of the items, with
-  // the random numbers one process would give them, and the figures are summed.
-  const dist::Env env = dist::env_from_process();
-  const at::Device device = train::rank_device(pick_device(a.device), env);
-  train::DataParallel dp(config::DistributedConfig{}, env, device);
+// What every benchmark of the run shares: the model, the prompt template, the rewards, the
+// ranks and the rejection-sampling output.
+struct EvalRun {
+  model::CausalLM model{nullptr};
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::unique_ptr<text::PromptTemplate> prompt_template;
+  std::unique_ptr<reward::RewardPipeline> pipeline;
+  std::unique_ptr<train::DataParallel> dp;
+  train::KeepRule keep_rule;
+  std::optional<jsonl::Writer> keep;
+  int64_t kept = 0, kept_items = 0;
+  std::string pass_reward;
+};
+
+// Samples and scores one benchmark (each rank its contiguous share of the items, with the random
+// numbers one process would give them), writes its per-item results and returns its summary
+// (the figures summed over the ranks) with "data" and "time_s".
+nlohmann::json eval_benchmark(const EvalArgs& a, EvalRun& run, const Benchmark& b) {
+  const auto all_items = train::load_eval_items(b.file, b.fields, b.limit);
+  train::DataParallel& dp = *run.dp;
   const size_t total = all_items.size();
   const auto share = data::uneven_shard_range(total, dp.rank(), dp.world_size());
   const std::vector<train::EvalItem> items(
       all_items.begin() + static_cast<std::ptrdiff_t>(share.begin),
       all_items.begin() + static_cast<std::ptrdiff_t>(share.end));
-  a.eval.sampling.first_prompt_index = static_cast<int64_t>(share.begin);
+  train::EvalOptions options = a.eval;
+  options.n = b.n;
+  options.sampling.max_new_tokens = b.max_new_tokens;
+  options.sampling.first_prompt_index = static_cast<int64_t>(share.begin);
   const std::string suffix = dp.active() ? ".rank" + std::to_string(dp.rank()) : "";
 
-  const auto tok = text::load_tokenizer(a.model);
-  model::CausalLM model = model::load_hf(a.model, pick_dtype(a.dtype));
-  if (!a.adapter.empty()) model::apply_lora_adapter(model, a.adapter);
-  model->to(device);
-  model->eval();
-  train::Evaluator evaluator(model, *tok, tmpl, pipeline, a.eval);
+  train::Evaluator evaluator(run.model, *run.tokenizer, *run.prompt_template, *run.pipeline,
+                             options);
+  run.pass_reward = run.pipeline->entries()[evaluator.pass_entry()].name;
   if (dp.is_main()) {
-    log::info("eval: ", total, " items x ", a.eval.n, " samples, pass reward '",
-              pipeline.entries()[evaluator.pass_entry()].name, "'",
+    log::info("eval", b.name.empty() ? "" : " " + b.name, ": ", total, " items x ", b.n,
+              " samples, pass reward '", run.pass_reward, "'",
               dp.active() ? ", over " + std::to_string(dp.world_size()) + " ranks" : "");
   }
-
-  const train::KeepRule keep_rule = make_keep_rule(a, pipeline);
-  std::optional<jsonl::Writer> out, keep;
-  if (!a.output.empty()) out.emplace(a.output + suffix);
-  if (!a.keep.empty()) keep.emplace(a.keep + suffix);
-  int64_t kept = 0, kept_items = 0;
+  std::optional<jsonl::Writer> out;
+  if (!b.output.empty()) out.emplace(b.output + suffix);
   const auto start = std::chrono::steady_clock::now();
   train::EvalSummary summary =
       evaluator.run(items, [&](const train::EvalItem& item, const train::EvalItemResult& r) {
         if (out) out->write(evaluator.item_json(item, r));
-        if (!keep) return;
-        const auto chosen = train::kept_samples(r, keep_rule);
-        for (size_t g : chosen) keep->write(kept_json(a, item, r.samples[g], g));
-        kept += static_cast<int64_t>(chosen.size());
-        kept_items += chosen.empty() ? 0 : 1;
+        if (!run.keep) return;
+        const auto chosen = train::kept_samples(r, run.keep_rule);
+        for (size_t g : chosen) run.keep->write(kept_json(a, item, r.samples[g], g));
+        run.kept += static_cast<int64_t>(chosen.size());
+        run.kept_items += chosen.empty() ? 0 : 1;
       });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (out) out->commit();
-  if (keep) keep->commit();
   if (dp.active()) {
     summary.set_sums(dp.sum(summary.sums(), "eval sums"));
-    const auto counts =
-        dp.sum({static_cast<double>(kept), static_cast<double>(kept_items)}, "eval kept counts");
-    kept = static_cast<int64_t>(counts[0]);
-    kept_items = static_cast<int64_t>(counts[1]);
-    if (out) join_rank_parts(dp, a.output);
-    if (keep) join_rank_parts(dp, a.keep);
+    if (out) join_rank_parts(dp, b.output);
+  }
+  nlohmann::json j = summary.to_json();
+  j["data"] = b.file;
+  j["time_s"] = seconds;
+  if (out && dp.is_main()) log::info("wrote ", total, " per-item results to ", b.output);
+  return j;
+}
+
+// The suite's benchmarks with the command's defaults filled in; --only picks some by name.
+std::vector<Benchmark> suite_benchmarks(const EvalArgs& a) {
+  const auto suite = config::load_eval_suite(a.suite);
+  const std::string root = a.data_root.empty() ? suite.root : a.data_root;
+  std::vector<Benchmark> out;
+  for (const auto& s : suite.benchmarks) {
+    if (!a.only.empty() && std::find(a.only.begin(), a.only.end(), s.name) == a.only.end()) {
+      continue;
+    }
+    Benchmark b;
+    b.name = s.name;
+    const std::filesystem::path file(s.file);
+    b.file =
+        file.is_absolute() || root.empty() ? s.file : (std::filesystem::path(root) / file).string();
+    b.fields = {s.prompt_field, s.answer_field, s.tests_field, s.id_field};
+    b.limit = a.limit_option->count() > 0 ? a.limit : static_cast<size_t>(s.limit);
+    b.n = s.n > 0 ? s.n : a.eval.n;
+    b.max_new_tokens = s.max_new_tokens > 0 ? s.max_new_tokens : a.eval.sampling.max_new_tokens;
+    if (!a.output.empty())
+      b.output = (std::filesystem::path(a.output) / (s.name + ".jsonl")).string();
+    out.push_back(std::move(b));
+  }
+  for (const auto& name : a.only) {
+    const bool known = std::any_of(suite.benchmarks.begin(), suite.benchmarks.end(),
+                                   [&](const config::SuiteBenchmark& s) { return s.name == name; });
+    std::string names;
+    for (const auto& s : suite.benchmarks) names += (names.empty() ? "" : ", ") + s.name;
+    GRPO_CHECK_KIND(usage, known, "--only ", name, ": not a benchmark of ", a.suite, " (", names,
+                    ")");
+  }
+  // Every file is checked before the first is evaluated: a typo fails now, not an hour in.
+  for (const auto& b : out) {
+    GRPO_CHECK_KIND(usage, std::filesystem::is_regular_file(b.file), a.suite, ": benchmark ",
+                    b.name, ": no file ", b.file,
+                    root.empty() ? "" : " (root " + root + "; --data-root moves it)");
+  }
+  return out;
+}
+
+// The figures every benchmark has, averaged with equal weight per benchmark (as papers report a
+// suite's average), and a table of the main ones for the log.
+nlohmann::json suite_average(const nlohmann::json& per_benchmark) {
+  nlohmann::json avg = nlohmann::json::object();
+  const auto& first = per_benchmark.begin().value();
+  for (auto it = first.begin(); it != first.end(); ++it) {
+    if (!it.value().is_number() || it.key() == "items" || it.key() == "n" || it.key() == "time_s") {
+      continue;
+    }
+    double sum = 0;
+    bool everywhere = true;
+    for (const auto& b : per_benchmark) {
+      const auto v = b.find(it.key());
+      everywhere = everywhere && v != b.end() && v->is_number();
+      if (everywhere) sum += v->get<double>();
+    }
+    if (everywhere) avg[it.key()] = sum / static_cast<double>(per_benchmark.size());
+  }
+  return avg;
+}
+
+void log_suite_table(const nlohmann::json& per_benchmark, const nlohmann::json& average) {
+  const auto fmt = [](const nlohmann::json& j, const char* key) {
+    const auto v = j.find(key);
+    if (v == j.end() || !v->is_number()) return std::string("      -");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%7.4f", v->get<double>());
+    return std::string(buf);
+  };
+  char line[160];
+  std::snprintf(line, sizeof line, "%-22s %6s %4s %7s %7s %9s", "benchmark", "items", "n", "pass@1",
+                "cons@n", "length");
+  log::info(line);
+  const auto row = [&](const std::string& name, const nlohmann::json& j, bool counts) {
+    const std::string cons = [&] {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it.key().rfind("cons@", 0) == 0) return fmt(j, it.key().c_str());
+      }
+      return std::string("      -");
+    }();
+    std::snprintf(line, sizeof line, "%-22s %6s %4s %s %s %9.1f", name.c_str(),
+                  counts ? std::to_string(j.value("items", 0)).c_str() : "",
+                  counts ? std::to_string(j.value("n", 0)).c_str() : "", fmt(j, "pass@1").c_str(),
+                  cons.c_str(), j.value("response_length/mean", 0.0));
+    log::info(line);
+  };
+  for (auto it = per_benchmark.begin(); it != per_benchmark.end(); ++it) {
+    row(it.key(), it.value(), true);
+  }
+  row("average", average, false);
+}
+
+void run_eval(EvalArgs& a) {
+  log::use_stderr();  // stdout carries the summary JSON
+  GRPO_CHECK_KIND(usage, a.data.empty() != a.suite.empty(),
+                  "give the benchmark as --data FILE or a suite as --suite FILE (one of them)");
+  GRPO_CHECK_KIND(usage, !a.suite.empty() || (a.only.empty() && a.data_root.empty()),
+                  "--only and --data-root need --suite");
+  config::RewardConfig rc;
+  config::DataConfig data;
+  load_reward_setup(a.config_file, a.rewards, rc, data);
+  apply_config(a, data);
+
+  std::vector<Benchmark> benchmarks;
+  if (a.suite.empty()) {
+    Benchmark b;
+    b.file = a.data;
+    b.fields = a.fields;
+    b.limit = a.limit;
+    b.n = a.eval.n;
+    b.max_new_tokens = a.eval.sampling.max_new_tokens;
+    b.output = a.output;
+    benchmarks.push_back(b);
+  } else {
+    benchmarks = suite_benchmarks(a);
+    GRPO_CHECK_KIND(usage, a.output.empty() || !std::filesystem::is_regular_file(a.output),
+                    "--output with --suite names a folder (one <benchmark>.jsonl each), but ",
+                    a.output, " is a file");
+    if (!a.output.empty()) std::filesystem::create_directories(a.output);
+  }
+
+  EvalRun run;
+  run.pipeline = std::make_unique<reward::RewardPipeline>(rc, a.threads);
+  run.prompt_template = std::make_unique<text::PromptTemplate>(
+      text::TemplateConfig{a.template_name, a.custom_template, a.system});
+  // Under grpo launch (torchrun, Slurm) the ranks share every benchmark's items.
+  const dist::Env env = dist::env_from_process();
+  const at::Device device = train::rank_device(pick_device(a.device), env);
+  run.dp = std::make_unique<train::DataParallel>(config::DistributedConfig{}, env, device);
+  train::DataParallel& dp = *run.dp;
+  run.tokenizer = text::load_tokenizer(a.model);
+  run.model = model::load_hf(a.model, pick_dtype(a.dtype));
+  if (!a.adapter.empty()) model::apply_lora_adapter(run.model, a.adapter);
+  run.model->to(device);
+  run.model->eval();
+  run.keep_rule = make_keep_rule(a, *run.pipeline);
+  const std::string suffix = dp.active() ? ".rank" + std::to_string(dp.rank()) : "";
+  if (!a.keep.empty()) run.keep.emplace(a.keep + suffix);
+
+  nlohmann::json per_benchmark = nlohmann::json::object();
+  nlohmann::json single;
+  for (const auto& b : benchmarks) {
+    nlohmann::json figures = eval_benchmark(a, run, b);
+    if (a.suite.empty()) {
+      single = std::move(figures);
+    } else {
+      per_benchmark[b.name] = std::move(figures);
+    }
+  }
+  if (run.keep) run.keep->commit();
+  if (dp.active()) {
+    const auto counts = dp.sum({static_cast<double>(run.kept), static_cast<double>(run.kept_items)},
+                               "eval kept counts");
+    run.kept = static_cast<int64_t>(counts[0]);
+    run.kept_items = static_cast<int64_t>(counts[1]);
+    if (run.keep) join_rank_parts(dp, a.keep);
     if (!dp.is_main()) return;  // rank 0 reports
   }
 
-  nlohmann::json j = summary.to_json();
+  nlohmann::json j;
+  if (a.suite.empty()) {
+    j = std::move(single);
+  } else {
+    j["suite"] = a.suite;
+    j["average"] = suite_average(per_benchmark);
+    j["benchmarks"] = per_benchmark;
+    double seconds = 0;
+    for (const auto& b : per_benchmark) seconds += b.value("time_s", 0.0);
+    j["time_s"] = seconds;
+    log_suite_table(per_benchmark, j["average"]);
+  }
   j["model"] = a.model;
-  j["data"] = a.data;
-  j["pass_reward"] = pipeline.entries()[evaluator.pass_entry()].name;
+  j["pass_reward"] = run.pass_reward;
   j["sampling"] = {{"temperature", a.eval.sampling.temperature},
                    {"top_p", a.eval.sampling.top_p},
                    {"top_k", a.eval.sampling.top_k},
@@ -232,10 +417,9 @@ void run_eval(EvalArgs& a) {
                    {"max_new_tokens", a.eval.sampling.max_new_tokens},
                    {"seed", a.eval.sampling.seed},
                    {"template", a.template_name}};
-  j["time_s"] = seconds;
-  if (keep) {
-    j["kept"] = {{"samples", kept}, {"items", kept_items}, {"file", a.keep}};
-    log::info("kept ", kept, " samples of ", kept_items, " items in ", a.keep);
+  if (run.keep) {
+    j["kept"] = {{"samples", run.kept}, {"items", run.kept_items}, {"file", a.keep}};
+    log::info("kept ", run.kept, " samples of ", run.kept_items, " items in ", a.keep);
   }
   const std::string text = j.dump(2) + "\n";
   if (a.summary.empty()) {
@@ -244,7 +428,6 @@ void run_eval(EvalArgs& a) {
     safetensors::write_text_atomic(a.summary, text);
     log::info("wrote the summary to ", a.summary);
   }
-  if (out) log::info("wrote ", total, " per-item results to ", a.output);
 }
 
 }  // namespace
@@ -261,7 +444,13 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--adapter", a->adapter,
                   "LoRA adapter folder (PEFT layout: adapter_config.json, "
                   "adapter_model.safetensors) applied to the model");
-  cmd->add_option("--data", a->data, "Benchmark JSONL, one item per line")->required();
+  cmd->add_option("--data", a->data, "Benchmark JSONL, one item per line");
+  cmd->add_option("--suite", a->suite,
+                  "Evaluation suite YAML: several benchmark files with their own field names, "
+                  "averaged (instead of --data)");
+  cmd->add_option("--data-root", a->data_root, "With --suite: the folder of its files");
+  cmd->add_option("--only", a->only, "With --suite: run this benchmark only (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--reward", a->rewards,
                   "Reward function by name (repeatable); with --config: picks among its functions")
       ->allow_extra_args(false);
@@ -295,8 +484,8 @@ void add_eval_verb(CLI::App& app) {
   a->tests_field = cmd->add_option("--tests-field", a->fields.tests, "Field holding code tests")
                        ->capture_default_str();
   cmd->add_option("--id-field", a->fields.id, "Field copied into the per-item results as id");
-  cmd->add_option("--limit", a->limit, "Evaluate the first N items only (0: all)")
-      ->capture_default_str();
+  a->limit_option = cmd->add_option("--limit", a->limit, "Evaluate the first N items only (0: all)")
+                        ->capture_default_str();
   cmd->add_option("--pass-reward", a->eval.pass_reward,
                   "Reward whose score >= 1 marks a sample correct (default: the first of "
                   "math_boxed, countdown, code_tests)");
@@ -309,7 +498,8 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--device", a->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Reward scoring threads; 0 = one per core")
       ->capture_default_str();
-  cmd->add_option("--output", a->output, "Per-item results, JSONL (written atomically)");
+  cmd->add_option("--output", a->output,
+                  "Per-item results, JSONL (written atomically); with --suite a folder");
   cmd->add_option("--summary", a->summary, "Summary JSON file (default: stdout)");
   cmd->add_option("--keep", a->keep,
                   "Rejection sampling: write the correct, finished samples (distinct per item) "

@@ -2,6 +2,9 @@
 #include "grpo/core/config.h"
 
 #include <cstdio>
+#include <set>
+
+#include "grpo/core/config/eval_suite.h"
 
 namespace grpo::config {
 namespace {
@@ -29,6 +32,23 @@ LoadedConfig parse_config(const std::string& yaml, const std::string& source,
 }
 
 std::string to_yaml(const Config& config) { return to_yaml(to_node(config)); }
+
+void EvalSuiteConfig::check(Checker& c) const {
+  c.require(!benchmarks.empty(), "benchmarks", "a suite needs at least one benchmark");
+  std::set<std::string> names;
+  for (const auto& b : benchmarks) {
+    c.require(names.insert(b.name).second, "benchmarks",
+              "two benchmarks are named '" + b.name + "' (names key the figures)");
+    c.require(b.name.find_first_of("/\\") == std::string::npos && b.name != "." && b.name != "..",
+              "benchmarks", "name '" + b.name + "' must not be a path (it names a file)");
+  }
+}
+
+EvalSuiteConfig load_eval_suite(const std::string& path) {
+  EvalSuiteConfig suite;
+  bind(load_file(path), suite, "");
+  return suite;
+}
 
 std::string config_hash(const Config& config) {
   // FNV-1a over the canonical YAML: stable across runs, builds and ranks.

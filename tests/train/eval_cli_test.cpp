@@ -349,6 +349,95 @@ TEST_F(EvalCli, BadInputIsOneClearError) {
 }
 
 // A real benchmark file through its field mapping (skipped when the shared data is absent).
+// --suite: two benchmarks with their own field names, counts and files, in one run of the
+// model. Each benchmark's figures and per-item file equal a plain --data run of that file with
+// the same options, and the average is their equal-weight mean. A bad suite stops before any
+// evaluation, naming what is wrong.
+TEST_F(EvalCli, SuiteEqualsOneRunPerBenchmark) {
+  const auto write_items = [&](const std::string& name, const std::string& prompt_key,
+                               const std::string& answer_key, int count) {
+    std::ofstream f(dir_ / name);
+    for (int i = 0; i < count; ++i) {
+      f << nlohmann::json({{prompt_key, name + " " + std::to_string(i) + "?" + kPromptEnd},
+                           {answer_key, i % 3 == 0 ? "7" : "5"}})
+               .dump()
+        << "\n";
+    }
+  };
+  write_items("alpha.jsonl", "problem", "gold", 5);
+  write_items("beta.jsonl", "question", "answer", 6);
+  std::ofstream(dir_ / "suite.yaml") << "root: " << dir_.string() << "\n"
+                                     << "benchmarks:\n"
+                                     << "  - {name: alpha, file: alpha.jsonl, prompt_field: "
+                                        "problem, answer_field: gold, n: 4}\n"
+                                     << "  - {name: beta, file: beta.jsonl, prompt_field: "
+                                        "question, limit: 4}\n";
+  const std::string common = "eval --model " + shell_quote((dir_ / "model").string()) +
+                             " --reward math_boxed --temperature 1 --seed 9" +
+                             " --max-new-tokens " + std::to_string(new_tokens_ + 2) + " --stop !";
+  const auto suite_run =
+      run_cli(common + " --n 3 --suite " + shell_quote((dir_ / "suite.yaml").string()) +
+              " --output " + shell_quote((dir_ / "items").string()));
+  ASSERT_EQ(suite_run.exit_code, 0) << suite_run.err;
+  auto suite = nlohmann::json::parse(suite_run.out);
+  const auto read = [&](const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+
+  const auto alpha = run_cli(common + " --data " + shell_quote((dir_ / "alpha.jsonl").string()) +
+                             " --prompt-field problem --answer-field gold --n 4 --output " +
+                             shell_quote((dir_ / "alpha_items.jsonl").string()));
+  const auto beta = run_cli(common + " --data " + shell_quote((dir_ / "beta.jsonl").string()) +
+                            " --prompt-field question --n 3 --limit 4 --output " +
+                            shell_quote((dir_ / "beta_items.jsonl").string()));
+  ASSERT_EQ(alpha.exit_code, 0) << alpha.err;
+  ASSERT_EQ(beta.exit_code, 0) << beta.err;
+  double pass_sum = 0;
+  for (const auto& [name, plain] : {std::make_pair(std::string("alpha"), alpha.out),
+                                    std::make_pair(std::string("beta"), beta.out)}) {
+    auto expected = nlohmann::json::parse(plain);
+    auto got = suite.at("benchmarks").at(name);
+    EXPECT_EQ(read(dir_ / "items" / (name + ".jsonl")), read(dir_ / (name + "_items.jsonl")))
+        << name;
+    pass_sum += got.at("pass@1").get<double>();
+    for (const char* key : {"time_s", "model", "pass_reward", "sampling"}) {
+      expected.erase(key);
+      got.erase(key);
+    }
+    EXPECT_EQ(got, expected) << name;
+  }
+  EXPECT_EQ(suite.at("benchmarks").at("alpha").at("items"), 5);
+  EXPECT_EQ(suite.at("benchmarks").at("alpha").at("n"), 4);
+  EXPECT_EQ(suite.at("benchmarks").at("beta").at("items"), 4);
+  EXPECT_DOUBLE_EQ(suite.at("average").at("pass@1").get<double>(), pass_sum / 2);
+  // Figures that not every benchmark has (n = 4 and 3) stay out of the average.
+  EXPECT_FALSE(suite.at("average").contains("pass@4"));
+  EXPECT_FALSE(suite.at("average").contains("cons@3"));
+  EXPECT_NE(suite_run.err.find("average"), std::string::npos) << suite_run.err;  // the table
+
+  // --only picks benchmarks; names it does not know, missing files, duplicate names and a suite
+  // with --data are usage or config errors (exit 2) before anything is sampled.
+  const std::string suite_arg = " --suite " + shell_quote((dir_ / "suite.yaml").string());
+  auto only = run_cli(common + suite_arg + " --only beta --n 3");
+  ASSERT_EQ(only.exit_code, 0) << only.err;
+  EXPECT_FALSE(nlohmann::json::parse(only.out).at("benchmarks").contains("alpha"));
+  auto r = run_cli(common + suite_arg + " --only gamma");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--only gamma: not a benchmark of"), std::string::npos) << r.err;
+  r = run_cli(common + suite_arg + " --data-root " + shell_quote((dir_ / "nowhere").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("benchmark alpha: no file"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("items x"), std::string::npos) << r.err;
+  r = run_cli(common + suite_arg + " --data " + shell_quote((dir_ / "alpha.jsonl").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  std::ofstream(dir_ / "dup.yaml") << "benchmarks:\n  - {name: a, file: x.jsonl}\n"
+                                   << "  - {name: a, file: y.jsonl}\n";
+  r = run_cli(common + " --suite " + shell_quote((dir_ / "dup.yaml").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("two benchmarks are named 'a'"), std::string::npos) << r.err;
+}
+
 TEST_F(EvalCli, Gsm8kFormat) {
   const std::string gsm8k =
       std::string(GRPO_SOURCE_DIR) + "/../shared/data/benchmarks/qwen25math_gsm8k_test.jsonl";

@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "grpo/core/config/eval_suite.h"
 #include "grpo/core/error.h"
 #include "grpo/reward/math_answer.h"
 #include "grpo/train/eval.h"
@@ -32,6 +34,24 @@ double pass_at_k_by_counting(int n, int c, int k) {
 }
 
 const std::string kBenchmarks = std::string(GRPO_SOURCE_DIR) + "/../shared/data/benchmarks";
+
+// The public sets' field names and sizes, read off the files by hand.
+struct BenchmarkCase {
+  const char* file;
+  const char* prompt;
+  const char* answer;
+  size_t rows;
+  const char* first;
+};
+const BenchmarkCase kBenchmarkCases[] = {
+    {"simplerl_math500_test.jsonl", "problem", "answer", 500,
+     "\\left( 3, \\frac{\\pi}{2} \\right)"},
+    {"qwen25math_gsm8k_test.jsonl", "question", "answer", 1319, "18"},
+    {"qwen25math_aime24_test.jsonl", "problem", "answer", 30, "204"},
+    {"qwen25math_amc23_test.jsonl", "question", "answer", 40, "27.0"},
+    {"qwen25math_olympiadbench_test.jsonl", "question", "final_answer", 675, "2"},
+    {"qwen25math_minerva_math_test.jsonl", "problem", "solution", 272, nullptr},
+};
 
 }  // namespace
 
@@ -197,23 +217,7 @@ TEST(LoadEvalItems, FieldMappingLimitAndErrors) {
 // the first gold is what the file says, and the math checker accepts each gold as itself.
 TEST(LoadEvalItems, BenchmarkFiles) {
   if (!fs::exists(kBenchmarks)) GTEST_SKIP() << kBenchmarks << " is absent";
-  struct Case {
-    const char* file;
-    const char* prompt;
-    const char* answer;
-    size_t rows;
-    const char* first;
-  };
-  const Case cases[] = {
-      {"simplerl_math500_test.jsonl", "problem", "answer", 500,
-       "\\left( 3, \\frac{\\pi}{2} \\right)"},
-      {"qwen25math_gsm8k_test.jsonl", "question", "answer", 1319, "18"},
-      {"qwen25math_aime24_test.jsonl", "problem", "answer", 30, "204"},
-      {"qwen25math_amc23_test.jsonl", "question", "answer", 40, "27.0"},
-      {"qwen25math_olympiadbench_test.jsonl", "question", "final_answer", 675, "2"},
-      {"qwen25math_minerva_math_test.jsonl", "problem", "solution", 272, nullptr},
-  };
-  for (const auto& c : cases) {
+  for (const auto& c : kBenchmarkCases) {
     const std::string path = kBenchmarks + "/" + c.file;
     if (!fs::exists(path)) continue;
     gt::EvalFields fields;
@@ -234,6 +238,34 @@ TEST(LoadEvalItems, BenchmarkFiles) {
       self_equal += grpo::reward::math_answers_equal(gold, gold, grpo::reward::MathOptions{});
     }
     EXPECT_EQ(self_equal, items.size()) << c.file;
+  }
+}
+
+// configs/eval/math.yaml names every public math set with the field names above; where the files
+// are present, each of its benchmarks loads in full, every item with a prompt, a gold answer and
+// an id.
+TEST(LoadEvalItems, ShippedMathSuite) {
+  const auto suite =
+      grpo::config::load_eval_suite(std::string(GRPO_SOURCE_DIR) + "/configs/eval/math.yaml");
+  ASSERT_EQ(suite.benchmarks.size(), std::size(kBenchmarkCases));
+  for (const auto& b : suite.benchmarks) {
+    const BenchmarkCase* match = nullptr;
+    for (const auto& c : kBenchmarkCases) {
+      if (b.file == c.file) match = &c;
+    }
+    ASSERT_NE(match, nullptr) << b.file;
+    EXPECT_EQ(b.prompt_field, match->prompt) << b.name;
+    EXPECT_EQ(b.answer_field, match->answer) << b.name;
+    EXPECT_FALSE(b.id_field.empty()) << b.name;
+    EXPECT_EQ(suite.root, "../shared/data/benchmarks");  // from the repository root
+    const std::string path = kBenchmarks + "/" + b.file;
+    if (!fs::exists(path)) continue;
+    const auto items = gt::load_eval_items(path, {b.prompt_field, b.answer_field, "", b.id_field});
+    EXPECT_EQ(items.size(), match->rows) << b.name;
+    for (const auto& it : items) {
+      EXPECT_FALSE(it.id.is_null()) << b.name << " item " << it.index;
+      EXPECT_FALSE(it.answer.empty()) << b.name << " item " << it.index;
+    }
   }
 }
 
