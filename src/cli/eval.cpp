@@ -249,9 +249,7 @@ std::vector<Benchmark> suite_benchmarks(const EvalArgs& a) {
     }
     Benchmark b;
     b.name = s.name;
-    const std::filesystem::path file(s.file);
-    b.file =
-        file.is_absolute() || root.empty() ? s.file : (std::filesystem::path(root) / file).string();
+    b.file = suite.path_of(s, a.data_root);
     b.fields = {s.prompt_field, s.answer_field, s.tests_field, s.id_field};
     b.limit = a.limit_option->count() > 0 ? a.limit : static_cast<size_t>(s.limit);
     b.n = s.n > 0 ? s.n : a.eval.n;

@@ -2,6 +2,7 @@
 #include "grpo/core/config.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "grpo/core/config/eval_suite.h"
@@ -42,6 +43,14 @@ void EvalSuiteConfig::check(Checker& c) const {
     c.require(b.name.find_first_of("/\\") == std::string::npos && b.name != "." && b.name != "..",
               "benchmarks", "name '" + b.name + "' must not be a path (it names a file)");
   }
+}
+
+std::string EvalSuiteConfig::path_of(const SuiteBenchmark& b,
+                                     const std::string& root_override) const {
+  const std::string& base = root_override.empty() ? root : root_override;
+  const std::filesystem::path file(b.file);
+  return file.is_absolute() || base.empty() ? b.file
+                                            : (std::filesystem::path(base) / file).string();
 }
 
 EvalSuiteConfig load_eval_suite(const std::string& path) {

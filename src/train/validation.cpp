@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iterator>
 
+#include "grpo/core/config/eval_suite.h"
 #include "grpo/core/error.h"
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
@@ -62,6 +63,19 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
       origin.push_back(path + " item " + std::to_string(item.index + 1));
       source.push_back(source_names_.size() - 1);
       all.push_back(std::move(item));
+    }
+  }
+  if (!v.suite.empty()) {
+    const auto suite = config::load_eval_suite(v.suite);
+    for (const auto& b : suite.benchmarks) {
+      const std::string path = suite.path_of(b);
+      add_source(b.name);
+      const EvalFields own{b.prompt_field, b.answer_field, b.tests_field, b.id_field};
+      for (auto& item : load_eval_items(path, own, static_cast<size_t>(b.limit))) {
+        origin.push_back(path + " item " + std::to_string(item.index + 1));
+        source.push_back(source_names_.size() - 1);
+        all.push_back(std::move(item));
+      }
     }
   }
   for (size_t t = 0; t < v.synthetic.size(); ++t) {

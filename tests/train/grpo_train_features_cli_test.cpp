@@ -154,6 +154,38 @@ TEST_F(GrpoTrain, ValidationReportsEachSource) {
           << figure << ", record " << i;
     }
   }
+
+  // validation.suite: the same two files as benchmarks, the second with its own field names
+  // (question, final), named by the suite; each gets the figures its file got above.
+  const auto b_renamed = root_ / "val_b_renamed.jsonl";
+  {
+    std::ofstream out(b_renamed);
+    for (size_t i = 10; i < lines.size(); ++i) {
+      const auto o = nlohmann::json::parse(lines[i]);
+      out << nlohmann::json{{"question", o.at("prompt")}, {"final", o.at("answer")}}.dump() << "\n";
+    }
+  }
+  const auto suite_file = root_ / "val_suite.yaml";
+  std::ofstream(suite_file) << "root: " << root_.string() << "\nbenchmarks:\n"
+                            << "  - {name: first, file: val_a.jsonl}\n"
+                            << "  - {name: second, file: val_b_renamed.jsonl, prompt_field: "
+                               "question, answer_field: final}\n";
+  const auto with_suite = root_ / "val_suite_run";
+  r = run_cli(run_args(with_suite, 1,
+                       common + " --set validation.suite=" + shell_quote(suite_file.string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto by_suite = read_jsonl(with_suite / "metrics.jsonl");
+  ASSERT_EQ(by_suite.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    for (const std::string figure : {"pass@1", "response_length/mean", "reward/mean"}) {
+      EXPECT_NEAR(by_suite[i].at("val/first/" + figure).get<double>(),
+                  all[i].at("val/val_a/" + figure).get<double>(), 1e-12)
+          << figure;
+      EXPECT_NEAR(by_suite[i].at("val/second/" + figure).get<double>(),
+                  all[i].at("val/val_b/" + figure).get<double>(), 1e-12)
+          << figure;
+    }
+  }
 }
 
 // Every training prompt is rendered and tokenized at setup: one over data.max_prompt_tokens is

@@ -48,6 +48,9 @@ struct EvalSuiteConfig {
     v("benchmarks", benchmarks);
   }
   void check(Checker& c) const;
+  // Where benchmark `b`'s file is: its path as written when absolute, else under the root
+  // (`root_override` when not empty, else `root`).
+  std::string path_of(const SuiteBenchmark& b, const std::string& root_override = "") const;
 };
 
 // Reads a suite file (`extends:` allowed, as for run configs); errors name file:line and key.

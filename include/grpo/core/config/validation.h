@@ -13,7 +13,10 @@
 namespace grpo::config {
 
 struct ValidationConfig {
-  std::vector<std::string> files;              // JSONL benchmark files, read as grpo eval does
+  std::vector<std::string> files;  // JSONL benchmark files, read as grpo eval does
+  // An evaluation suite (grpo/core/config/eval_suite.h): its benchmarks, each with its own field
+  // names and limit, after the files.
+  std::string suite;
   std::vector<SyntheticTaskConfig> synthetic;  // generated items, after the files
   // The files' field names; "": data's (prompt_field, answer_field, tests_field).
   std::string prompt_field, answer_field, tests_field;
@@ -28,11 +31,12 @@ struct ValidationConfig {
   std::string pass_reward;  // marks a sample correct; "": the first correctness reward
   bool save_items = true;   // per-item results in <run-dir>/validation/step_NNNNNN.jsonl
 
-  bool enabled() const { return !files.empty() || !synthetic.empty(); }
+  bool enabled() const { return !files.empty() || !suite.empty() || !synthetic.empty(); }
 
   template <class V>
   void visit(V& v) {
     v("files", files);
+    v("suite", suite);
     v("synthetic", synthetic);
     v("prompt_field", prompt_field);
     v("answer_field", answer_field);
