@@ -3,6 +3,10 @@
 // (log-prob 0, -inf, NaN) never leaks into the loss or its gradient.
 #include "grpo/algo/policy_loss.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -125,6 +129,10 @@ PolicyLossOutput policy_loss(const PolicyLossInputs& in, const LossNormalizers& 
     pg = at::where(negative, at::minimum(pg, pg3), pg);
   }
 
+  if (in.policy_mask.defined()) {
+    check_like(in.policy_mask, "policy_mask", lp);
+    pg = pg * clean(in.policy_mask.detach());
+  }
   at::Tensor per_token = pg;
   at::Tensor kl;
   if (in.ref_logprobs.defined()) {
@@ -150,6 +158,39 @@ PolicyLossOutput policy_loss(const PolicyLossInputs& in, const LossNormalizers& 
                          count((ratio > 1.0 + cfg.eps_high) & (adv > 0)), count(dual), total(ratio),
                          total(kl), total(entropy)});
   return out;
+}
+
+float top_quantile_threshold(
+    const at::Tensor& values, const at::Tensor& mask, double quantile,
+    const std::function<std::vector<double>(const std::vector<double>&)>& sum) {
+  GRPO_CHECK(quantile > 0 && quantile <= 1, "top_quantile_threshold: quantile ", quantile,
+             " outside (0, 1]");
+  const at::Tensor picked =
+      values.to(at::kFloat).masked_select(mask.to(at::kCPU) != 0).cpu().clamp_min(0).contiguous();
+  std::vector<float> local(picked.data_ptr<float>(), picked.data_ptr<float>() + picked.numel());
+  std::sort(local.begin(), local.end());
+  const double total = sum({static_cast<double>(local.size())})[0];
+  if (total == 0) return std::numeric_limits<float>::infinity();
+  const double k = std::max(1.0, std::ceil(quantile * total - 1e-9));
+  const auto at_least = [&](uint32_t bits) {  // values >= the float with these bits
+    float t;
+    std::memcpy(&t, &bits, sizeof t);
+    return static_cast<double>(local.end() - std::lower_bound(local.begin(), local.end(), t));
+  };
+  // Non-negative floats order as their bit patterns: find the largest pattern t with at least k
+  // values >= t; it is the k-th largest value itself.
+  uint32_t lo = 0, hi = 0x7f800000u;  // count(>= lo) >= k holds; hi is +infinity
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (sum({at_least(mid)})[0] >= k) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  float t;
+  std::memcpy(&t, &lo, sizeof t);
+  return t;
 }
 
 LossMetrics summarize(const at::Tensor& stats) {

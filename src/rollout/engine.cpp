@@ -319,11 +319,12 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
     const at::Tensor u = at::from_blob(uniforms.data(), {batch}, at::kDouble);
     const Sampled next = sample_next(logits, u, params);
     // One device->host transfer for both (ids are exact in fp64).
-    const at::Tensor host = at::stack({next.tokens.to(at::kDouble), next.logprobs.to(at::kDouble)})
-                                .to(at::kCPU)
-                                .contiguous();
+    std::vector<at::Tensor> parts{next.tokens.to(at::kDouble), next.logprobs.to(at::kDouble)};
+    if (next.entropy.defined()) parts.push_back(next.entropy.to(at::kDouble));
+    const at::Tensor host = at::stack(parts).to(at::kCPU).contiguous();
     const double* tok = host.data_ptr<double>();
     const double* lp = tok + batch;
+    const double* ent = next.entropy.defined() ? lp + batch : nullptr;
     for (int64_t b = 0; b < batch; ++b) {
       Row& row = rows[live[b]];
       if (row.finished) continue;
@@ -331,6 +332,7 @@ void RolloutEngine::run_wave(const Wave& wave, const std::vector<std::vector<int
       const auto token = static_cast<int32_t>(tok[b]);
       r.completion_ids.push_back(token);
       r.logprobs.push_back(static_cast<float>(lp[b]));
+      if (ent) r.entropies.push_back(static_cast<float>(ent[b]));
       ++stats_.generated_tokens;
       ++progress.generated_tokens;
       const bool is_stop_id = !params.ignore_eos &&

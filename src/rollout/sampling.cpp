@@ -32,6 +32,14 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& ids, doubl
   return at::log_softmax(scaled, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1);
 }
 
+at::Tensor token_entropy(const at::Tensor& logits, double temperature) {
+  GRPO_CHECK(temperature > 0, "token_entropy: temperature must be > 0, got ", temperature);
+  at::Tensor scaled = logits.to(at::kFloat);
+  if (temperature != 1.0) scaled = scaled / temperature;
+  const at::Tensor logp = at::log_softmax(scaled, -1);
+  return -(logp.exp() * logp).sum(-1);
+}
+
 double sequence_uniform(uint64_t seed, int64_t prompt_index, int64_t sample_index,
                         int64_t token_index) {
   // Chained so that every input changes every output bit (no xor cancellation between fields).
@@ -173,6 +181,7 @@ Sampled sample_next(const at::Tensor& logits, const at::Tensor& uniforms, const 
     // probability is softmax(logits / T) at the token, whose log is token_logprobs' value.
     out.logprobs = probs.gather(-1, out.tokens.unsqueeze(-1)).squeeze(-1).log();
   }
+  if (p.record_entropy) out.entropy = token_entropy(logits, logprob_temperature(p));
   return out;
 }
 

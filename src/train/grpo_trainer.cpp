@@ -7,12 +7,14 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <optional>
 
 #include "grpo/algo/advantages.h"
 #include "grpo/algo/batch_plan.h"
+#include "grpo/algo/policy_loss.h"
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
 #include "grpo/data/prompt_dataset.h"
@@ -118,6 +120,7 @@ StepSamples collect(Run& run, int64_t step, metrics::StepMetrics& m) {
     auto t0 = Clock::now();
     auto sampling = rollout::sampling_params_from(c.rollout, seed);
     sampling.first_prompt_index = run.dp->rank() * P;  // as if one process sampled them all
+    sampling.record_entropy = c.algorithm.top_entropy_quantile < 1.0;
     auto rollouts = [&] {
       auto amp = autocast(run);
       return run.engine->generate(prompt_ids, G, sampling);
@@ -183,6 +186,21 @@ void equalize_groups(Run& run, StepSamples& s) {
 }
 
 // Log-probs of a frozen `model` over the batch (train::frozen_logprobs) under trainer.autocast.
+// algorithm.top_entropy_quantile: the policy gradient only on the step's highest-entropy
+// response tokens by the behaviour entropy, ranked over every rank's batch.
+void select_forking_tokens(Run& run, TrainBatch& batch, metrics::StepMetrics& m) {
+  GRPO_CHECK(batch.behaviour_entropy.defined(),
+             "top_entropy_quantile: the rollouts carry no entropies");
+  const auto sum = [&](const std::vector<double>& v) { return run.dp->sum(v, "entropy quantile"); };
+  const float threshold = algo::top_quantile_threshold(
+      batch.behaviour_entropy, batch.response_mask, run.config.algorithm.top_entropy_quantile, sum);
+  batch.policy_mask = (batch.behaviour_entropy >= threshold).to(at::kFloat) * batch.response_mask;
+  const auto counts =
+      sum({batch.policy_mask.sum().item<double>(), batch.response_mask.sum().item<double>()});
+  m.set("entropy/threshold", std::isfinite(threshold) ? threshold : 0.0);
+  m.set("entropy/selected_fraction", counts[1] > 0 ? counts[0] / counts[1] : 0.0);
+}
+
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
   auto amp = autocast(run);
   return train::frozen_logprobs(model, batch, run.plan.micro_batch_size,
@@ -365,6 +383,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
           }
         }
       }
+      if (config.algorithm.top_entropy_quantile < 1.0) select_forking_tokens(run, batch, m);
       batch = batch.to(run.device);
       if (config.algorithm.old_logprobs == config::OldLogprobs::recompute) {
         metrics::PhaseTimer timer(m, "old_logprobs");

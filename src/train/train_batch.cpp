@@ -22,6 +22,14 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
   auto attention = at::zeros({n, length}, at::kLong);
   auto mask = at::zeros({n, length - 1}, at::kFloat);
   auto old = at::zeros({n, length - 1}, at::kFloat);
+  // Entropies when the engine recorded them for every rollout (empty completions have none).
+  bool with_entropy = true;
+  for (const auto& r : rollouts) {
+    with_entropy = with_entropy && r.entropies.size() == r.completion_ids.size();
+  }
+  with_entropy = with_entropy && std::any_of(rollouts.begin(), rollouts.end(),
+                                             [](const auto& r) { return !r.entropies.empty(); });
+  auto entropy = with_entropy ? at::zeros({n, length - 1}, at::kFloat) : at::Tensor();
   auto ids_a = ids.accessor<int64_t, 2>();
   auto att_a = attention.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<float, 2>();
@@ -40,6 +48,7 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
       ids_a[i][t] = r.completion_ids[j];
       mask_a[i][t - 1] = 1.0f;  // logits at t-1 predict the token at t
       old_a[i][t - 1] = r.logprobs[j];
+      if (with_entropy) entropy[i][t - 1] = r.entropies[j];
     }
     for (int64_t k = 0; k < t; ++k) att_a[i][k] = 1;
     batch.seq_lengths.push_back(p + static_cast<int64_t>(r.completion_ids.size()));
@@ -50,6 +59,7 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
   batch.attention_mask = attention;
   batch.response_mask = mask;
   batch.old_logprobs = old;
+  batch.behaviour_entropy = entropy;
   batch.advantages = advantages.to(at::kFloat).cpu();
   return batch;
 }
@@ -68,6 +78,8 @@ TrainBatch TrainBatch::select(const std::vector<int64_t>& rows) const {
   out.response_mask = pick(response_mask, length - 1);
   out.old_logprobs = pick(old_logprobs, length - 1);
   out.ref_logprobs = pick(ref_logprobs, length - 1);
+  out.behaviour_entropy = pick(behaviour_entropy, length - 1);
+  out.policy_mask = pick(policy_mask, length - 1);
   out.advantages = advantages.index_select(0, index.to(advantages.device()));
   for (int64_t r : rows) {
     out.seq_lengths.push_back(seq_lengths[r]);
@@ -124,6 +136,7 @@ algo::PolicyLossInputs policy_loss_inputs(const TrainBatch& sub, const TokenOutp
   in.advantages = sub.advantages;
   in.mask = sub.response_mask;
   in.ref_logprobs = sub.ref_logprobs;
+  in.policy_mask = sub.policy_mask;
   in.entropy =
       entropy_bonus || !tokens.entropy.defined() ? tokens.entropy : tokens.entropy.detach();
   return in;
@@ -137,6 +150,8 @@ TrainBatch TrainBatch::to(const at::Device& device) const {
   out.response_mask = move(response_mask);
   out.old_logprobs = move(old_logprobs);
   out.ref_logprobs = move(ref_logprobs);
+  out.behaviour_entropy = move(behaviour_entropy);
+  out.policy_mask = move(policy_mask);
   out.advantages = move(advantages);
   return out;
 }

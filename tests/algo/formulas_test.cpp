@@ -218,6 +218,51 @@ TEST(PolicyLoss, KlAndEntropyTerms) {
   EXPECT_NEAR(m.entropy_mean, 3.0, 1e-12);
 }
 
+// policy_mask (top_entropy_quantile) drops the clipped surrogate of the unselected tokens, but
+// not their KL term, and the token_mean normaliser still counts both tokens.
+TEST(PolicyLoss, PolicyMaskKeepsKlAndNormaliser) {
+  auto in = two_tokens(-1.0);  // surrogate per token: 1.5 (gradient 1.5) and 0.8 (clipped)
+  in.ref_logprobs = t2({std::log(1.5) - 0.5, std::log(0.5) + 0.25}, 1);  // k1 = {0.5, -0.25}
+  in.policy_mask = t2({0, 1}, 1);
+  auto cfg = plain();
+  cfg.beta = 0.1;
+  cfg.kl_estimator = config::KlEstimator::k1;
+  const auto out = algo::policy_loss(in, {2, 1, 2}, cfg);
+  EXPECT_NEAR(out.loss.item<double>(), (0.8 + 0.1 * (0.5 - 0.25)) / 2, 1e-12);
+  out.loss.backward();
+  expect_values(in.logprobs.grad(), {0.1 / 2, 0.1 / 2}, 1e-12);  // KL only; token 2 clipped
+}
+
+// top_quantile_threshold: the k-th largest masked value, k = ceil(q n), against a sort; ties at
+// the threshold; the sum hook sees the counts (here two "ranks" holding the same values add up).
+TEST(TopQuantile, KthLargestOfTheMaskedValues) {
+  const auto identity = [](const std::vector<double>& v) { return v; };
+  at::Tensor values =
+      at::tensor({0.5, 2.0, 0.0, 1.25, 3.0, 2.0, 7.0, 0.75}, at::kFloat).view({2, 4});
+  at::Tensor mask = at::tensor({1, 1, 1, 1, 1, 1, 0, 1}, at::kFloat).view({2, 4});  // 7.0 out
+  std::vector<float> kept = {0.5, 2.0, 0.0, 1.25, 3.0, 2.0, 0.75};
+  std::sort(kept.rbegin(), kept.rend());
+  for (double q : {0.05, 0.2, 0.3, 0.5, 0.8, 1.0}) {
+    const size_t k = static_cast<size_t>(std::ceil(q * 7 - 1e-9));
+    EXPECT_EQ(algo::top_quantile_threshold(values, mask, q, identity),
+              kept[std::max<size_t>(k, 1) - 1])
+        << q;
+  }
+  // 2 of 7 -> k = 2: 3.0 and the first 2.0; the tied second 2.0 is selected as well.
+  EXPECT_EQ(algo::top_quantile_threshold(values, mask, 2.0 / 7, identity), 2.0f);
+  // Two ranks with these values: k doubles, the threshold stays.
+  int calls = 0;
+  const auto doubled = [&](const std::vector<double>& v) {
+    ++calls;
+    return std::vector<double>{2 * v[0]};
+  };
+  EXPECT_EQ(algo::top_quantile_threshold(values, mask, 0.5, doubled),
+            algo::top_quantile_threshold(values, mask, 0.5, identity));
+  EXPECT_EQ(calls, 32);
+  EXPECT_TRUE(
+      std::isinf(algo::top_quantile_threshold(values, at::zeros_like(mask), 0.5, identity)));
+}
+
 TEST(Aggregation, EveryModeOnAHandExample) {
   // Values {{1,2,3},{4,5,6}}, mask {{1,1,0},{1,0,0}}: valid tokens 1,2 | 4.
   const at::Tensor x = t2({1, 2, 3, 4, 5, 6}, 2);

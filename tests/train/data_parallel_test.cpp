@@ -310,6 +310,42 @@ TEST_F(DataParallelTrain, ShardedOptimizerStepsAsWholeAndSharesCheckpoints) {
   }
 }
 
+// algorithm.top_entropy_quantile ranks the tokens over the whole step's batch (every rank's
+// share): two ranks select the same tokens, with the same threshold, as one process, and end
+// where it does.
+TEST_F(DataParallelTrain, TopEntropyTokensAreChosenOverAllRanks) {
+  InDir in(dir_);
+  const std::string quantile = "--set algorithm.top_entropy_quantile=0.3";
+  auto one = train("", "entropy_one", quantile);
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  auto two = train("launch --nproc-per-node 2 --", "entropy_two", quantile);
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto m1 = metrics(dir_ / "entropy_one"), m2 = metrics(dir_ / "entropy_two");
+  ASSERT_EQ(m1.size(), 2u);
+  ASSERT_EQ(m2.size(), 2u);
+  // The same tokens are sampled; their entropies may differ in the last bits (a decode batch of
+  // other rows rounds the logits differently), and so may the threshold.
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NEAR(m1[i]["entropy/threshold"].get<double>(), m2[i]["entropy/threshold"].get<double>(),
+                1e-5);
+    EXPECT_NEAR(m1[i]["entropy/selected_fraction"].get<double>(),
+                m2[i]["entropy/selected_fraction"].get<double>(), 1e-3);
+    const double fraction = m1[i]["entropy/selected_fraction"].get<double>();
+    EXPECT_GE(fraction, 0.3);
+    EXPECT_LT(fraction, 0.4);  // ties at the threshold add a few
+  }
+  const double diff = max_diff(policy(dir_ / "entropy_one/checkpoints/step_000002"),
+                               policy(dir_ / "entropy_two/checkpoints/step_000002"));
+  std::cout << "top_entropy_quantile 0.3: max |2 ranks - 1 rank| after 2 steps " << diff << "\n";
+  EXPECT_LT(diff, 1e-6);
+  // The selection changes the update: the plain run ends elsewhere.
+  auto plain = train("", "entropy_plain");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_GT(max_diff(policy(dir_ / "entropy_one/checkpoints/step_000002"),
+                     policy(dir_ / "entropy_plain/checkpoints/step_000002")),
+            1e-5);
+}
+
 // bfloat16 weights over Gloo, which has no bfloat16 collectives (the process group sends them as
 // float32): two ranks with sharded optimizer state train as one process does, up to bfloat16
 // rounding of the summed gradients.

@@ -5,6 +5,9 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
+#include <vector>
+
 #include "grpo/core/config/algorithm.h"
 
 namespace grpo::algo {
@@ -20,7 +23,19 @@ struct PolicyLossInputs {
   at::Tensor mask;          // (N, T) bool or float 0/1, 1 on response tokens
   at::Tensor ref_logprobs;  // (N, T) float, reference policy; may be undefined when beta == 0
   at::Tensor entropy;       // (N, T) float; may be undefined when entropy_coef == 0
+  // (N, T) 0/1: the tokens whose clipped policy-gradient term counts (top_entropy_quantile);
+  // undefined: all. The KL and entropy terms and the normalisers are unaffected.
+  at::Tensor policy_mask;
 };
+
+// The entropy threshold of algorithm.top_entropy_quantile: the k-th largest of the `values`
+// (N, T) where `mask` is non-zero, with k = ceil(quantile x their number), over every rank.
+// `sum` adds a vector over the ranks (the identity in one process); it is called the same number
+// of times on every rank (a bisection over the float bit patterns: exact, 32 small sums). With
+// no values anywhere: +infinity (nothing selected).
+float top_quantile_threshold(
+    const at::Tensor& values, const at::Tensor& mask, double quantile,
+    const std::function<std::vector<double>(const std::vector<double>&)>& sum);
 
 // Totals over the whole batch that one optimizer step sees (all micro-batches, all ranks): the
 // trainer computes them once per minibatch. With them every micro-batch's loss is its exact share

@@ -28,7 +28,10 @@ struct SamplingParams {
   bool include_stop_str = false;        // text keeps the matched stop string (cut after it)
   std::vector<int32_t> stop_token_ids;  // in addition to the tokenizer's eos
   bool ignore_eos = false;  // fixed-length mode (benchmarks): no eos, stop ids or stop strings
-  uint64_t seed = 0;        // same seed, prompts and G -> same output on the same device/build
+  // Record Rollout::entropies (algorithm.top_entropy_quantile): one more pass over the
+  // vocabulary per token.
+  bool record_entropy = false;
+  uint64_t seed = 0;  // same seed, prompts and G -> same output on the same device/build
   // Added to each prompt's index when drawing its random numbers: a rank that samples its shard
   // of a global batch passes the shard's first global index, so every prompt samples what it
   // would in a single process (the run does not depend on the number of ranks).
@@ -51,6 +54,9 @@ struct Rollout {
   // log_softmax(logits / logprob_temperature) of each completion token under the full
   // (untruncated by top-k/top-p/min-p) distribution: what the trainer's forward recomputes.
   std::vector<float> logprobs;
+  // With SamplingParams::record_entropy: the entropy of that same distribution at each token
+  // (nats); otherwise empty.
+  std::vector<float> entropies;
   FinishReason finish_reason = FinishReason::length;
   // With a tokenizer: the decoded completion, special tokens skipped, eos excluded and cut
   // before a matched stop string (after it with SamplingParams::include_stop_str).

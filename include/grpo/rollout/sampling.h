@@ -40,7 +40,11 @@ at::Tensor inverse_cdf(const at::Tensor& probs, const at::Tensor& uniforms);
 struct Sampled {
   at::Tensor tokens;    // (R) int64
   at::Tensor logprobs;  // (R) fp32: token_logprobs at logprob_temperature(params), up to rounding
+  at::Tensor entropy;   // (R) fp32 with params.record_entropy: token_entropy; else undefined
 };
+
+// The entropy (nats) of softmax(logits / temperature) per row: logits (..., V) -> (...) fp32.
+at::Tensor token_entropy(const at::Tensor& logits, double temperature);
 
 // One token per row. logits (R, V); uniforms (R) fp64 in [0, 1), one per row (ignored for
 // greedy). Sampling inverts the CDF of filtered_probs in vocabulary order, so row r's token

@@ -19,9 +19,15 @@ struct TrainBatch {
   at::Tensor input_ids;       // (N, L) int64: prompt + completion, right-padded with 0
   at::Tensor attention_mask;  // (N, L) int64: 1 on real tokens
   // Targets are input_ids[:, 1:]; position t of the (N, L-1) tensors is predicted by logits[t].
-  at::Tensor response_mask;          // (N, L-1) float32: 1 where the target is a completion token
-  at::Tensor old_logprobs;           // (N, L-1) float32: behaviour log-probs recorded by the engine
-  at::Tensor ref_logprobs;           // (N, L-1) float32 or undefined (beta == 0)
+  at::Tensor response_mask;  // (N, L-1) float32: 1 where the target is a completion token
+  at::Tensor old_logprobs;   // (N, L-1) float32: behaviour log-probs recorded by the engine
+  at::Tensor ref_logprobs;   // (N, L-1) float32 or undefined (beta == 0)
+  // (N, L-1) float32: the behaviour policy's entropy at each completion token, when the engine
+  // recorded it (SamplingParams::record_entropy); else undefined.
+  at::Tensor behaviour_entropy;
+  // (N, L-1) float32 0/1: the tokens whose policy-gradient term counts
+  // (algorithm.top_entropy_quantile); undefined: every response token.
+  at::Tensor policy_mask;
   at::Tensor advantages;             // (N) float32, one per completion
   std::vector<int64_t> seq_lengths;  // real tokens per row (prompt + completion)
   // Prompt tokens per row, and a key per row: rows with equal keys have identical prompts (the

@@ -68,6 +68,10 @@ struct AlgorithmConfig {
   KlEstimator kl_estimator = KlEstimator::k3;
   LossAggregation loss_aggregation = LossAggregation::token_mean;
   double entropy_coef = 0.0;
+  // The policy gradient only on the step's highest-entropy response tokens: this fraction of
+  // them by the behaviour policy's entropy at sampling time, over the whole step's batch (Wang
+  // et al. 2025, "Beyond the 80/20 rule"; TRL's top_entropy_quantile); 1: every token.
+  double top_entropy_quantile = 1.0;
   int mu = 1;  // policy updates per rollout batch
   // recorded: the engine's behaviour log-probs (same module, same weights); recompute: one
   // extra no-grad forward of the training path before the update.
@@ -95,6 +99,7 @@ struct AlgorithmConfig {
     v("kl_estimator", kl_estimator);
     v("loss_aggregation", loss_aggregation);
     v("entropy_coef", entropy_coef);
+    v("top_entropy_quantile", top_entropy_quantile, in_range(0, 1));
     v("mu", mu, at_least(1));
     v("old_logprobs", old_logprobs);
     v("ref_reset_every", ref_reset_every, at_least(0));
@@ -107,6 +112,8 @@ struct AlgorithmConfig {
   void check(Checker& c) const {
     c.require(dual_clip == 0.0 || dual_clip > 1.0, "dual_clip",
               "must be 0 (off) or greater than 1");
+    c.require(top_entropy_quantile > 0.0, "top_entropy_quantile",
+              "must be > 0 (1 trains on every token)");
   }
 };
 
