@@ -3,6 +3,8 @@
 // (log-prob 0, -inf, NaN) never leaks into the loss or its gradient.
 #include "grpo/algo/policy_loss.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
