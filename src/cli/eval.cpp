@@ -46,7 +46,8 @@ struct EvalArgs {
   std::string data;
   std::string suite;      // an evaluation suite YAML (config/eval_suite.h) instead of --data
   std::string data_root;  // the suite's root, overridden
-  std::vector<std::string> only;  // the suite's benchmarks to run; empty: all
+  std::vector<std::string> only;        // the suite's benchmarks to run; empty: all
+  std::vector<std::string> tests_from;  // KEY=FIELD
   std::string config_file;
   std::vector<std::string> rewards;
   train::EvalFields fields;
@@ -250,7 +251,7 @@ std::vector<Benchmark> suite_benchmarks(const EvalArgs& a) {
     Benchmark b;
     b.name = s.name;
     b.file = suite.path_of(s, a.data_root);
-    b.fields = {s.prompt_field, s.answer_field, s.tests_field, s.id_field};
+    b.fields = {s.prompt_field, s.answer_field, s.tests_field, s.id_field, s.tests_from};
     b.limit = a.limit_option->count() > 0 ? a.limit : static_cast<size_t>(s.limit);
     b.n = s.n > 0 ? s.n : a.eval.n;
     b.max_new_tokens = s.max_new_tokens > 0 ? s.max_new_tokens : a.eval.sampling.max_new_tokens;
@@ -337,6 +338,12 @@ void run_eval(EvalArgs& a) {
   config::DataConfig data;
   load_reward_setup(a.config_file, a.rewards, rc, data);
   apply_config(a, data);
+  for (const auto& spec : a.tests_from) {
+    const auto eq = spec.find('=');
+    GRPO_CHECK_KIND(usage, eq != std::string::npos && eq > 0 && eq + 1 < spec.size(),
+                    "--tests-from expects KEY=FIELD, got '", spec, "'");
+    a.fields.tests_from[spec.substr(0, eq)] = spec.substr(eq + 1);
+  }
 
   std::vector<Benchmark> benchmarks;
   if (a.suite.empty()) {
@@ -482,6 +489,10 @@ void add_eval_verb(CLI::App& app) {
   a->tests_field = cmd->add_option("--tests-field", a->fields.tests, "Field holding code tests")
                        ->capture_default_str();
   cmd->add_option("--id-field", a->fields.id, "Field copied into the per-item results as id");
+  cmd->add_option("--tests-from", a->tests_from,
+                  "Build the code tests from fields: KEY=FIELD (repeatable; HumanEval: "
+                  "prefix=prompt check=test entry_point=entry_point)")
+      ->allow_extra_args(false);
   a->limit_option = cmd->add_option("--limit", a->limit, "Evaluate the first N items only (0: all)")
                         ->capture_default_str();
   cmd->add_option("--pass-reward", a->eval.pass_reward,

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cerrno>
@@ -33,13 +34,47 @@ bool is_blank(const std::string& s) {
 
 std::string Location::str() const { return file + ":" + std::to_string(line); }
 
-Reader::Reader(const std::string& path) : in_(path, std::ios::binary) {
+Reader::Reader(const std::string& path) {
   location_.file = path;
-  GRPO_CHECK(in_.is_open(), "cannot open ", path, ": ", errno_text());
+  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+  if (gz) {
+    errno = 0;
+    gz_ = gzopen(path.c_str(), "rb");
+    GRPO_CHECK(gz_ != nullptr, "cannot open ", path, ": ",
+               errno != 0 ? errno_text() : std::string("zlib could not start"));
+    gzbuffer(static_cast<gzFile>(gz_), 1 << 17);
+  } else {
+    in_.open(path, std::ios::binary);
+    GRPO_CHECK(in_.is_open(), "cannot open ", path, ": ", errno_text());
+  }
+}
+
+Reader::~Reader() {
+  if (gz_) gzclose(static_cast<gzFile>(gz_));
+}
+
+bool Reader::read_line() {
+  if (!gz_) return static_cast<bool>(std::getline(in_, line_));
+  const auto file = static_cast<gzFile>(gz_);
+  line_.clear();
+  char buf[1 << 16];
+  while (gzgets(file, buf, sizeof buf) != nullptr) {
+    const size_t n = std::strlen(buf);
+    line_.append(buf, n);
+    if (n > 0 && buf[n - 1] == '\n') {
+      line_.pop_back();
+      return true;
+    }
+  }
+  int code = Z_OK;
+  const char* message = gzerror(file, &code);
+  GRPO_CHECK(code == Z_OK, location_.file, ": cannot decompress after line ", location_.line, ": ",
+             message, " (a truncated or corrupt gzip file)");
+  return !line_.empty();  // a last line without '\n'
 }
 
 bool Reader::next(nlohmann::json& object) {
-  while (std::getline(in_, line_)) {
+  while (read_line()) {
     ++location_.line;
     if (!line_.empty() && line_.back() == '\r') line_.pop_back();
     if (location_.line == 1 && line_.compare(0, 3, "\xEF\xBB\xBF") == 0) line_.erase(0, 3);

@@ -102,7 +102,15 @@ std::vector<EvalItem> load_eval_items(const std::string& path, const EvalFields&
         with_answer += !item.answer.empty();
       }
     }
-    if (!fields.tests.empty()) {
+    if (!fields.tests_from.empty()) {
+      item.tests = nlohmann::json::object();
+      for (const auto& [key, field] : fields.tests_from) {
+        auto t = o.find(field);
+        GRPO_CHECK(t != o.end(), where.str(), ": no field '", field, "' for the tests' '", key,
+                   "'");
+        item.tests[key] = *t;
+      }
+    } else if (!fields.tests.empty()) {
       auto t = o.find(fields.tests);
       if (t != o.end()) item.tests = *t;
     }

@@ -70,7 +70,7 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
     for (const auto& b : suite.benchmarks) {
       const std::string path = suite.path_of(b);
       add_source(b.name);
-      const EvalFields own{b.prompt_field, b.answer_field, b.tests_field, b.id_field};
+      const EvalFields own{b.prompt_field, b.answer_field, b.tests_field, b.id_field, b.tests_from};
       for (auto& item : load_eval_items(path, own, static_cast<size_t>(b.limit))) {
         origin.push_back(path + " item " + std::to_string(item.index + 1));
         source.push_back(source_names_.size() - 1);

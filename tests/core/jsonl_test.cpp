@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "grpo/core/error.h"
 
@@ -62,6 +65,40 @@ TEST_F(JsonlTest, ReadsObjectsSkippingBlankLinesWithLineNumbers) {
   EXPECT_EQ(objects[1]["b"], "x");
   EXPECT_EQ(objects[2]["c"][1], 2);
   EXPECT_EQ(lines, (std::vector<size_t>{1, 4, 5}));
+}
+
+// A .gz file (compressed by the gzip program, not by the reader's zlib) reads as its plain text:
+// the same objects at the same lines, a line longer than the reader's 64 KiB buffer included;
+// a truncated one is an error naming it.
+TEST_F(JsonlTest, ReadsGzipFilesAndRefusesTruncatedOnes) {
+  const std::string big(100000, 'x');
+  const std::string text = "{\"a\": 1}\r\n\n{\"b\": \"" + big + "\"}\n{\"c\": 3}";
+  const std::string plain = write("data.jsonl", text);
+  ASSERT_EQ(std::system(("gzip -kf '" + plain + "'").c_str()), 0);
+  const auto read_all = [](const std::string& path) {
+    std::vector<std::pair<size_t, nlohmann::json>> out;
+    grpo::jsonl::for_each_object(path, [&](const nlohmann::json& o, const Location& where) {
+      out.emplace_back(where.line, o);
+    });
+    return out;
+  };
+  const auto expected = read_all(plain);
+  ASSERT_EQ(expected.size(), 3u);
+  EXPECT_EQ(read_all(plain + ".gz"), expected);
+  EXPECT_EQ(expected[1].second["b"], big);
+
+  std::ifstream in(plain + ".gz", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::string cut = write("cut.jsonl.gz", bytes.substr(0, bytes.size() / 2));
+  try {
+    read_all(cut);
+    FAIL() << "expected an error";
+  } catch (const grpo::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(cut + ": cannot decompress"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("truncated or corrupt"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_all((dir_ / "missing.jsonl.gz").string()), grpo::Error);
 }
 
 TEST_F(JsonlTest, InvalidJsonNamesFileAndLine) {

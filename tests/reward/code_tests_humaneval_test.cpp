@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "../support/jsonl.h"
 #include "grpo/reward/code_tests.h"
 
 namespace grpo::reward {
@@ -16,22 +17,7 @@ namespace {
 const std::string kPath =
     std::string(GRPO_SOURCE_DIR) + "/../shared/data/benchmarks/HumanEval.jsonl.gz";
 
-std::vector<nlohmann::json> load_humaneval() {
-  std::vector<nlohmann::json> rows;
-  std::unique_ptr<FILE, int (*)(FILE*)> in(popen(("gzip -dc '" + kPath + "'").c_str(), "r"),
-                                           pclose);
-  if (!in) return rows;
-  std::string line;
-  for (int c; (c = fgetc(in.get())) != EOF;) {
-    if (c != '\n') {
-      line += static_cast<char>(c);
-    } else if (!line.empty()) {
-      rows.push_back(nlohmann::json::parse(line));
-      line.clear();
-    }
-  }
-  return rows;
-}
+std::vector<nlohmann::json> load_humaneval() { return grpo::testing::read_jsonl_gz(kPath); }
 
 std::vector<Sample> samples(const std::vector<nlohmann::json>& rows, bool broken) {
   std::vector<Sample> out;

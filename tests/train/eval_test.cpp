@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "../support/jsonl.h"
 #include "grpo/core/config/eval_suite.h"
 #include "grpo/core/error.h"
 #include "grpo/reward/math_answer.h"
@@ -266,6 +268,31 @@ TEST(LoadEvalItems, ShippedMathSuite) {
       EXPECT_FALSE(it.id.is_null()) << b.name << " item " << it.index;
       EXPECT_FALSE(it.answer.empty()) << b.name << " item " << it.index;
     }
+  }
+}
+
+// configs/eval/code.yaml reads HumanEval from its .gz file with the tests code_tests runs in
+// function-call mode: {prefix: prompt, check: test, entry_point}, against the rows as the gzip
+// program decompresses them.
+TEST(LoadEvalItems, ShippedCodeSuite) {
+  const auto suite =
+      grpo::config::load_eval_suite(std::string(GRPO_SOURCE_DIR) + "/configs/eval/code.yaml");
+  ASSERT_EQ(suite.benchmarks.size(), 1u);
+  const auto& b = suite.benchmarks[0];
+  const std::string path = kBenchmarks + "/" + b.file;
+  if (!fs::exists(path)) GTEST_SKIP() << path << " is absent";
+  const auto rows = grpo::testing::read_jsonl_gz(path);
+  const auto items = gt::load_eval_items(
+      path, {b.prompt_field, b.answer_field, b.tests_field, b.id_field, b.tests_from});
+  ASSERT_EQ(items.size(), 164u);
+  ASSERT_EQ(rows.size(), items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    EXPECT_EQ(items[i].id, rows[i]["task_id"]);
+    EXPECT_EQ(items[i].prompt, rows[i]["prompt"]);
+    EXPECT_EQ(items[i].tests, (nlohmann::json{{"prefix", rows[i]["prompt"]},
+                                              {"check", rows[i]["test"]},
+                                              {"entry_point", rows[i]["entry_point"]}}))
+        << i;
   }
 }
 

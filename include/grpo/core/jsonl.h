@@ -23,10 +23,14 @@ struct Location {
 
 // Reads one JSON object per line. Blank lines are skipped; a trailing '\r' (CRLF files) and a
 // UTF-8 byte-order mark on the first line are ignored. Anything else that is not a JSON object
-// throws grpo::Error naming file:line.
+// throws grpo::Error naming file:line. A path ending in ".gz" is read through zlib (a truncated
+// or corrupt file is an error naming it).
 class Reader {
  public:
   explicit Reader(const std::string& path);  // throws when the file cannot be opened
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   // Reads the next object; false at the end of the file.
   bool next(nlohmann::json& object);
@@ -34,7 +38,9 @@ class Reader {
   const Location& location() const { return location_; }
 
  private:
+  bool read_line();  // the next line into line_, without its '\n'; false at the end
   std::ifstream in_;
+  void* gz_ = nullptr;  // zlib's gzFile for a *.gz path
   Location location_;
   std::string line_;
 };

@@ -40,6 +40,9 @@ struct EvalFields {
   std::string answer = "answer";  // "": no gold answer
   std::string tests = "tests";    // "": none (code_tests)
   std::string id;                 // copied into the per-item results when set
+  // When not empty: the tests are an object built from these fields, key -> the record's field
+  // (HumanEval: prefix <- prompt, check <- test, entry_point <- entry_point); `tests` is unused.
+  std::map<std::string, std::string> tests_from;
 };
 
 struct EvalItem {

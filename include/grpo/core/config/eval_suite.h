@@ -4,6 +4,7 @@
 // with the same sampling, and averaged (docs/evaluation.md, "Suites").
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,10 @@ struct SuiteBenchmark {
   std::string prompt_field = "prompt";
   std::string answer_field = "answer";
   std::string tests_field = "tests";
-  std::string id_field;    // copied into the per-item results as id when set
+  std::string id_field;  // copied into the per-item results as id when set
+  // The code_tests tests as an object built from several fields, key -> field (HumanEval:
+  // {prefix: prompt, check: test, entry_point: entry_point}); empty: tests_field.
+  std::map<std::string, std::string> tests_from;
   int limit = 0;           // the first `limit` items; 0: all (--limit, when given, wins)
   int n = 0;               // samples per item; 0: the command's --n
   int max_new_tokens = 0;  // 0: the command's --max-new-tokens
@@ -30,6 +34,7 @@ struct SuiteBenchmark {
     v("answer_field", answer_field);
     v("tests_field", tests_field);
     v("id_field", id_field);
+    v("tests_from", tests_from);
     v("limit", limit, at_least(0));
     v("n", n, at_least(0));
     v("max_new_tokens", max_new_tokens, at_least(0));
