@@ -3,7 +3,8 @@
 
 Checks that our hand-written event files (src/core/tensorboard.cpp) are what TensorBoard expects:
 every record passes TensorBoard's own reader (framing and CRCs), the first event carries the
-file version, and the scalars come out of TensorBoard's EventAccumulator with the right steps.
+file version, the scalars come out of TensorBoard's EventAccumulator with the right steps, and
+the text summaries (the samples) are what the Text tab's plugin reads.
 
     pip install tensorboard          # into the git-ignored .venv
     python scripts/check_tensorboard_events.py RUN_DIR_OR_EVENT_FILE [--expect-tags a,b]
@@ -40,13 +41,17 @@ def main():
         if not events or events[0].file_version != "brain.Event:2":
             sys.exit(f"{path}: first event is not the file version record")
         for e in events[1:]:
-            values = ", ".join(f"{v.tag}={v.simple_value:g}" for v in e.summary.value)
+            values = ", ".join(
+                f"{v.tag}=<text, {len(v.tensor.string_val[0])} bytes>"
+                if v.metadata.plugin_data.plugin_name == "text" else f"{v.tag}={v.simple_value:g}"
+                for v in e.summary.value)
             print(f"  step {e.step:>4}  wall_time {e.wall_time:.3f}  {values}")
 
     # What TensorBoard's UI shows: scalars per tag via the EventAccumulator.
     # (A folder: the one holding the first event file, all of its event files together.)
     acc_path = args.path if os.path.isfile(args.path) else os.path.dirname(files[0])
-    acc = event_accumulator.EventAccumulator(acc_path, size_guidance={event_accumulator.SCALARS: 0})
+    acc = event_accumulator.EventAccumulator(
+        acc_path, size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0})
     acc.Reload()
     tags = acc.Tags()["scalars"]
     if not tags:
@@ -55,7 +60,15 @@ def main():
     for tag in tags:
         points = ", ".join(f"({s.step}, {s.value:g})" for s in acc.Scalars(tag))
         print(f"  {tag}: {points}")
-    missing = [t for t in args.expect_tags.split(",") if t and t not in tags]
+    # Text summaries: tensors whose plugin is "text", as the Text tab's plugin finds them.
+    texts = [t for t in acc.Tags()["tensors"]
+             if acc.SummaryMetadata(t).plugin_data.plugin_name == "text"]
+    for tag in texts:
+        for t in acc.Tensors(tag):
+            text = t.tensor_proto.string_val[0].decode("utf-8")
+            first = text.splitlines()[0] if text else ""
+            print(f"  text {tag} step {t.step}: {len(text)} characters, first line {first!r}")
+    missing = [t for t in args.expect_tags.split(",") if t and t not in list(tags) + list(texts)]
     if missing:
         sys.exit(f"missing expected tags: {missing}")
     print("ok")

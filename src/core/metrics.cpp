@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -112,6 +113,50 @@ void MetricsJsonlWriter::write(const StepMetrics& metrics) {
   j["step"] = metrics.step();
   for (const auto& [name, value] : metrics.values()) j[name] = number(value);
   file_.write_line(j.dump(-1, ' ', false, ojson::error_handler_t::replace));
+}
+
+namespace {
+
+std::string indented(const std::string& text) {
+  std::string out = "    ";
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += "    ";
+  }
+  return out + "\n";
+}
+
+std::string short_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string samples_markdown(const std::vector<SampleRecord>& samples) {
+  std::string out;
+  std::vector<int64_t> shown;
+  for (const auto& s : samples) {
+    out += "### prompt " + std::to_string(s.prompt_index) + ", sample " +
+           std::to_string(s.sample_index) + "\n\nreward " + short_number(s.reward);
+    if (!s.reward_parts.empty()) {
+      out += " (";
+      for (size_t i = 0; i < s.reward_parts.size(); ++i) {
+        out += (i ? ", " : "") + s.reward_parts[i].first + " " +
+               short_number(s.reward_parts[i].second);
+      }
+      out += ")";
+    }
+    out += ", advantage " + short_number(s.advantage) + ", " + std::to_string(s.completion_tokens) +
+           " tokens, " + s.finish_reason + "\n\n";
+    if (std::find(shown.begin(), shown.end(), s.prompt_index) == shown.end()) {
+      shown.push_back(s.prompt_index);
+      out += "prompt:\n\n" + indented(s.prompt) + "\n";
+    }
+    out += "completion:\n\n" + indented(s.completion) + "\n";
+  }
+  return out;
 }
 
 void SamplesJsonlWriter::write(const std::vector<SampleRecord>& samples) {

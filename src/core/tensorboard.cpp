@@ -140,6 +140,28 @@ std::string encode_scalars_event(double wall_time, int64_t step,
   return out;
 }
 
+std::string encode_text_event(double wall_time, int64_t step, const std::string& tag,
+                              const std::string& text) {
+  std::string plugin_data;
+  put_bytes(plugin_data, 1, "text");
+  std::string metadata;
+  put_bytes(metadata, 1, plugin_data);
+  std::string tensor;
+  put_tag(tensor, 1, kVarint);
+  put_varint(tensor, 7);     // DT_STRING
+  put_bytes(tensor, 2, "");  // a scalar: no dimensions
+  put_bytes(tensor, 8, text);
+  std::string value;
+  put_bytes(value, 1, tag);
+  put_bytes(value, 9, metadata);
+  put_bytes(value, 8, tensor);
+  std::string summary;
+  put_bytes(summary, 1, value);
+  std::string out = event_head(wall_time, step);
+  put_bytes(out, 5, summary);
+  return out;
+}
+
 RecordScan read_records(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   GRPO_CHECK(in, "cannot read event file ", path);
@@ -225,6 +247,11 @@ void EventFileWriter::write(const metrics::StepMetrics& metrics) {
 
 void EventFileWriter::write(const metrics::StepMetrics& metrics, double wall_time) {
   write_record(encode_scalars_event(wall_time, metrics.step(), metrics.values()));
+}
+
+void EventFileWriter::write_text(int64_t step, const std::string& tag,
+                                 const std::string& markdown) {
+  write_record(encode_text_event(wall_time_now(), step, tag, markdown));
 }
 
 void EventFileWriter::write_record(const std::string& event) {

@@ -34,6 +34,9 @@ void RunSinks::write_record(const metrics::StepMetrics& metrics) {
 
 void RunSinks::write_samples(const std::vector<metrics::SampleRecord>& samples) {
   if (samples_) samples_->write(samples);
+  if (events_ && !samples.empty()) {
+    events_->write_text(samples.front().step, "samples", metrics::samples_markdown(samples));
+  }
 }
 
 }  // namespace grpo::train

@@ -164,6 +164,32 @@ TEST(SamplesJsonl, WritesEveryField) {
   EXPECT_EQ(j["finish_reason"], "stop");
 }
 
+// The Text tab's markdown: a heading per completion, the figures, the prompt once per prompt
+// index and every text as an indented code block (a '#' or '*' in it stays literal).
+TEST(SamplesMarkdown, HeadingFiguresAndIndentedTexts) {
+  grpo::metrics::SampleRecord a;
+  a.step = 3;
+  a.prompt = "What is 2 + 3?";
+  a.completion = "# 5\n*done*";
+  a.reward = 1.1;
+  a.reward_parts = {{"math_boxed", 1.0}, {"format", 0.1}};
+  a.advantage = 0.8660254;
+  a.completion_tokens = 7;
+  a.finish_reason = "stop";
+  grpo::metrics::SampleRecord b = a;
+  b.sample_index = 1;
+  b.completion = "6";
+  b.reward = 0;
+  b.reward_parts = {};
+  b.advantage = -0.8660254;
+  b.finish_reason = "length";
+  EXPECT_EQ(grpo::metrics::samples_markdown({a, b}),
+            "### prompt 0, sample 0\n\nreward 1.1 (math_boxed 1, format 0.1), advantage 0.866, "
+            "7 tokens, stop\n\nprompt:\n\n    What is 2 + 3?\n\ncompletion:\n\n    # 5\n    "
+            "*done*\n\n### prompt 0, sample 1\n\nreward 0, advantage -0.866, 7 tokens, "
+            "length\n\ncompletion:\n\n    6\n\n");
+}
+
 TEST(Progress, FormatDuration) {
   EXPECT_EQ(grpo::metrics::format_duration(7.4), "7s");
   EXPECT_EQ(grpo::metrics::format_duration(245), "4m05s");

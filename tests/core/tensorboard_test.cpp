@@ -220,6 +220,39 @@ TEST(EventFile, RecordsDecodeToFileVersionThenScalars) {
   EXPECT_EQ(tb::event_step(records[2]), 300);
 }
 
+// A text summary decodes, field by field of tensorflow's Summary.Value, to the tag, the "text"
+// plugin, a DT_STRING (7) scalar tensor (a shape with no dimensions) and the text itself; the
+// event is cut on resume by its step like a scalar event.
+TEST(EventFile, TextSummaryDecodesToTheTextPluginTensor) {
+  const std::string text = "### prompt 0\n\n    2 + 3 = 5\n";
+  const std::string event = tb::encode_text_event(1700000002.0, 7, "samples", text);
+  const auto fields = decode(event);
+  ASSERT_EQ(fields.size(), 3u);  // wall_time, step, summary
+  EXPECT_EQ(as_double(fields[0].number), 1700000002.0);
+  EXPECT_EQ(fields[1].number, 7u);
+  ASSERT_EQ(fields[2].field, 5u);
+  const auto values = decode(fields[2].bytes);
+  ASSERT_EQ(values.size(), 1u);
+  const auto value = decode(values[0].bytes);
+  ASSERT_EQ(value.size(), 3u);
+  EXPECT_EQ(value[0].field, 1u);
+  EXPECT_EQ(value[0].bytes, "samples");
+  EXPECT_EQ(value[1].field, 9u);  // metadata { plugin_data { plugin_name: "text" } }
+  const auto plugin = decode(decode(value[1].bytes).at(0).bytes);
+  EXPECT_EQ(plugin.at(0).field, 1u);
+  EXPECT_EQ(plugin.at(0).bytes, "text");
+  EXPECT_EQ(value[2].field, 8u);  // tensor
+  const auto tensor = decode(value[2].bytes);
+  ASSERT_EQ(tensor.size(), 3u);
+  EXPECT_EQ(tensor[0].field, 1u);
+  EXPECT_EQ(tensor[0].number, 7u);  // DT_STRING
+  EXPECT_EQ(tensor[1].field, 2u);
+  EXPECT_EQ(tensor[1].bytes, "");  // TensorShapeProto without dims: a scalar
+  EXPECT_EQ(tensor[2].field, 8u);
+  EXPECT_EQ(tensor[2].bytes, text);
+  EXPECT_EQ(tb::event_step(event), 7);
+}
+
 TEST(EventFile, ResumeCutsLaterStepsAndTornRecord) {
   const fs::path dir = fresh_dir("resume");
   std::string first_path;

@@ -88,6 +88,12 @@ struct SampleRecord {
   std::string finish_reason;  // "stop", "length", ...
 };
 
+// A step's samples as markdown for TensorBoard's Text tab: per completion a heading (prompt and
+// sample index), the reward with its parts, the advantage, the length and finish reason, then the
+// prompt (the first time its index appears) and the completion as indented code blocks, so no
+// text of theirs is read as markdown.
+std::string samples_markdown(const std::vector<SampleRecord>& samples);
+
 // samples.jsonl: one object per completion, with the fields of SampleRecord.
 class SamplesJsonlWriter {
  public:

@@ -30,6 +30,12 @@ std::string encode_file_version_event(double wall_time);
 std::string encode_scalars_event(double wall_time, int64_t step,
                                  const std::vector<std::pair<std::string, double>>& scalars);
 
+// Event{wall_time = 1, step = 2, summary = 5 {value = 1 {tag = 1, metadata = 9 {plugin_data = 1
+// {plugin_name = 1: "text"}}, tensor = 8 {dtype = 1: DT_STRING (7), tensor_shape = 2 {},
+// string_val = 8: text}}}}: what TensorBoard's Text tab shows (markdown).
+std::string encode_text_event(double wall_time, int64_t step, const std::string& tag,
+                              const std::string& text);
+
 // The records of an event file, in order. Reading stops at the first torn or corrupt record
 // (a process killed mid-write); `valid_bytes` is where the intact prefix ends.
 struct RecordScan {
@@ -50,6 +56,8 @@ class EventFileWriter {
   // One Event with every metric of the step as a scalar; flushed to the OS.
   void write(const metrics::StepMetrics& metrics);
   void write(const metrics::StepMetrics& metrics, double wall_time);
+  // One text summary (markdown) at `step`; cut on resume like the scalars.
+  void write_text(int64_t step, const std::string& tag, const std::string& markdown);
   const std::string& path() const { return path_; }
 
  private:
