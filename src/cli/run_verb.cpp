@@ -16,8 +16,9 @@ void add_run_options(CLI::App& cmd, RunArgs& args, const std::string& config_hel
   cmd.add_option("--run-dir", args.run_dir, "Output folder (default: runs/<config name>)");
   cmd.add_option("--resume", args.resume,
                  "auto (latest checkpoint of the run dir, if any) or a checkpoint/run folder");
-  cmd.add_flag("--force-resume", args.force_resume,
-               "Resume even if the checkpoint was written with a different config");
+  cmd.add_flag(
+      "--force-resume", args.force_resume,
+      "Resume even if the checkpoint's config differs in keys that change what is learned");
 }
 
 config::LoadedConfig load_run_config(const CLI::App& cmd, const RunArgs& args) {
