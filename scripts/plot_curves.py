@@ -11,7 +11,9 @@ reflection-word frequency (reflection/fraction: the share of completions with a 
 word), KL (kl/mean) and entropy (entropy/mean). A run with a validation: section also gets its
 held-out pass@1 (val/pass@1) in the accuracy panel and its held-out mean length in the length
 panel, dashed, and with several validation sources each one's pass@1 (val/<source>/pass@1),
-dotted. Runs are overlaid with a legend; a metric a run did not log is left out of that
+dotted. The length panel also draws the lengths of correct and wrong completions
+(response_length/correct_mean, /incorrect_mean), thin dash-dotted and dotted. Runs are overlaid
+with a legend; a metric a run did not log is left out of that
 panel, and a panel no run logged says so. Metric names are those
 of docs/training.md. Needs matplotlib (pip install matplotlib, or the project's .venv).
 
@@ -182,6 +184,13 @@ def main(argv=None):
                 ax.plot([s for s, _ in series[held]], [v for _, v in series[held]], "--",
                         color=line.get_color(), marker="s", markersize=3,
                         label=f"{label} held-out ({held})")
+            if title == "Response length":  # correct and wrong completions apart
+                for key, style, name in (("response_length/correct_mean", "-.", "correct"),
+                                         ("response_length/incorrect_mean", ":", "wrong")):
+                    if key in series:
+                        ax.plot([s for s, _ in series[key]],
+                                smooth([v for _, v in series[key]], args.smooth), style,
+                                color=line.get_color(), linewidth=1, label=f"{label} {name}")
             if held == "val/pass@1":  # each validation source's own (val/<source>/pass@1)
                 sources = sorted(k for k in series if k.startswith("val/") and
                                  k.endswith("/pass@1") and k != held)

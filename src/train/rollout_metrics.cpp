@@ -55,12 +55,14 @@ void add_rollout_metrics(metrics::StepMetrics& metrics,
                          const reward::RewardPipeline& pipeline,
                          const std::vector<std::string>& reflection_words) {
   std::vector<double> totals, lengths;
+  std::vector<int> words_of;
   double truncated = 0, reflections = 0, with_reflection = 0;
   for (size_t i = 0; i < rollouts.size(); ++i) {
     totals.push_back(scores[i].reward);
     lengths.push_back(static_cast<double>(rollouts[i].completion_ids.size()));
     truncated += rollouts[i].finish_reason == rollout::FinishReason::length;
     int words = count_reflection_words(rollouts[i].text, reflection_words);
+    words_of.push_back(words);
     reflections += words;
     with_reflection += words > 0;
   }
@@ -80,6 +82,19 @@ void add_rollout_metrics(metrics::StepMetrics& metrics,
     if (!have_accuracy && reward::is_correctness_reward(entries[f].name)) {
       metrics.set("accuracy", hits / n);
       have_accuracy = true;
+      // Lengths of correct and wrong completions apart (Dr. GRPO's plot: a length-normalised
+      // loss lets wrong ones grow), and accuracy with and without reflection words (the "aha"
+      // question: does reflecting pay?). A split with no completion is left out.
+      std::vector<double> correct_len, wrong_len, with_hits, without_hits;
+      for (size_t i = 0; i < scores.size() && i < lengths.size(); ++i) {
+        const bool right = scores[i].components[f] >= 1.0 - 1e-9;
+        (right ? correct_len : wrong_len).push_back(lengths[i]);
+        (words_of[i] > 0 ? with_hits : without_hits).push_back(right ? 1.0 : 0.0);
+      }
+      if (!correct_len.empty()) metrics.set("response_length/correct_mean", mean(correct_len));
+      if (!wrong_len.empty()) metrics.set("response_length/incorrect_mean", mean(wrong_len));
+      if (!with_hits.empty()) metrics.set("reflection/accuracy_with", mean(with_hits));
+      if (!without_hits.empty()) metrics.set("reflection/accuracy_without", mean(without_hits));
     }
     if (!have_format && entries[f].name == "format_think_answer") {
       metrics.set("format_rate", hits / n);

@@ -19,7 +19,10 @@ int count_reflection_words(const std::string& text, const std::vector<std::strin
 // Adds reward/*, accuracy, format_rate, response_length/*, reflection/* to `metrics`.
 // `accuracy` is the share of completions scoring >= 1 on the first correctness reward in the
 // pipeline (math_boxed, countdown or code_tests); `format_rate` likewise for
-// format_think_answer. Absent functions leave the metric out.
+// format_think_answer. Absent functions leave the metric out. With a correctness reward also
+// response_length/correct_mean and /incorrect_mean, and reflection/accuracy_with and
+// /accuracy_without (completions with and without a reflection word); each only when its
+// split holds a completion.
 void add_rollout_metrics(metrics::StepMetrics& metrics,
                          const std::vector<rollout::Rollout>& rollouts,
                          const std::vector<reward::ScoredSample>& scores,
