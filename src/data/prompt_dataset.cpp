@@ -6,6 +6,7 @@
 #include "grpo/core/error.h"
 #include "grpo/core/jsonl.h"
 #include "grpo/core/log.h"
+#include "grpo/data/answer_text.h"
 #include "grpo/data/rng.h"
 #include "grpo/data/tasks.h"
 
@@ -21,13 +22,11 @@ std::vector<PromptRecord> load_prompt_file(const std::string& path, const FieldM
     if (!fields.answer.empty()) {
       auto it = o.find(fields.answer);
       if (it != o.end() && !it->is_null()) {
-        if (it->is_string()) {
-          r.answer = it->get<std::string>();
-        } else if (it->is_number()) {
-          r.answer = it->dump();  // GSM8K-style numeric answers compare as text
-        } else {
-          GRPO_FAIL(where.str(), ": field '", fields.answer, "' must be a string or a number, got ",
-                    it->type_name());
+        // As grpo eval reads benchmarks: GSM8K's text after ####, numbers, lists joined.
+        try {
+          r.answer = gold_answer_text(*it);
+        } catch (const Error& e) {
+          GRPO_FAIL(where.str(), ": field '", fields.answer, "': ", e.what());
         }
         ++with_answer;
       }

@@ -73,6 +73,20 @@ TEST_F(PromptDatasetTest, MapsFieldsAndRemembersWhereEachRecordCameFrom) {
   EXPECT_EQ(records[2].tests[0]["output"], "2");
 }
 
+// Training reads a gold answer as grpo eval reads a benchmark's: GSM8K's train split (the
+// rationale, then "#### 72") gives "72", not the rationale, which no boxed answer would ever
+// equal; a list (OlympiadBench's final_answer) is joined.
+TEST_F(PromptDatasetTest, GoldAnswersAreReadAsEvalReadsThem) {
+  std::string path = write("gsm8k_train.jsonl",
+                           "{\"question\": \"q1\", \"answer\": \"48 / 2 = <<48/2=24>>24\\n"
+                           "48 + 24 = <<48+24=72>>72\\n#### 72\"}\n"
+                           "{\"question\": \"q2\", \"answer\": [\"$3$\", 4]}\n");
+  auto records = load_prompt_file(path, FieldMap{"question", "answer", "", ""});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].answer, "72");
+  EXPECT_EQ(records[1].answer, "$3$, 4");
+}
+
 TEST_F(PromptDatasetTest, BadLinesNameFileLineAndField) {
   EXPECT_NE(load_error("{\"prompt\": \"a\"}\n{\"question\": \"b\"}\n")
                 .find("bad.jsonl:2: missing field 'prompt'"),
@@ -81,8 +95,9 @@ TEST_F(PromptDatasetTest, BadLinesNameFileLineAndField) {
             std::string::npos);
   EXPECT_NE(load_error("{\"prompt\": \"\"}\n").find("bad.jsonl:1: field 'prompt' is empty"),
             std::string::npos);
-  EXPECT_NE(load_error("{\"prompt\": \"a\", \"answer\": [1]}\n")
-                .find("bad.jsonl:1: field 'answer' must be a string or a number, got array"),
+  EXPECT_NE(load_error("{\"prompt\": \"a\", \"answer\": {\"x\": 1}}\n")
+                .find("bad.jsonl:1: field 'answer': an answer must be a string, a number or a "
+                      "list, got object"),
             std::string::npos);
   EXPECT_NE(
       load_error("{\"prompt\": \"a\"}\n{\"prompt\": \"b\"\n").find("bad.jsonl:2: invalid JSON"),
@@ -195,7 +210,7 @@ TEST(PromptDatasetBenchmarks, LoadsGsm8kWhenPresent) {
   for (std::string line; std::getline(in, line);) lines += line.empty() ? 0 : 1;
   auto records = load_prompt_file(path, FieldMap{"question", "answer", "", ""});
   EXPECT_EQ(records.size(), lines);
-  EXPECT_NE(records[0].answer.find("#### "), std::string::npos);
+  EXPECT_EQ(records[0].answer, "18");  // the text after ####, as grpo eval reads it
 }
 
 // data.synthetic: the task's items in memory, after the files, with their worked solutions.

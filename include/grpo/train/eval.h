@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "grpo/data/answer_text.h"
 #include "grpo/model/modules.h"
 #include "grpo/reward/answer_vote.h"
 #include "grpo/reward/pipeline.h"
@@ -28,12 +29,8 @@ double pass_at_k(int64_t n, int64_t c, int64_t k);
 // The k reported for n samples: 1, 2, 4, ... (powers of two below n) and n.
 std::vector<int64_t> pass_ks(int64_t n);
 
-// The gold answer text of a benchmark field: a string as is, except that the text after its
-// last `####` is taken when it has one (GSM8K's rationale); a number as its JSON spelling
-// (AMC's 27.0); a list (OlympiadBench's final_answer) as its items joined by ", "; null: "".
-// Throws for objects and nested lists.
-// A gold that ends in \boxed{} (a full solution) is reduced to its box by math_boxed itself.
-std::string gold_answer_text(const nlohmann::json& value);
+// The gold answer text of a benchmark field (grpo/data/answer_text.h), as training reads it.
+using data::gold_answer_text;
 
 struct EvalFields {
   std::string prompt = "prompt";
