@@ -201,6 +201,25 @@ void select_forking_tokens(Run& run, TrainBatch& batch, metrics::StepMetrics& m)
   m.set("entropy/selected_fraction", counts[1] > 0 ? counts[0] / counts[1] : 0.0);
 }
 
+// A run's first step where no group's rewards differ (over every rank) learns nothing, and
+// usually means a setup mistake rather than a hard task: say what to check, once.
+void warn_if_no_signal(Run& run, const StepSamples& s, int64_t step) {
+  double reward_sum = 0;
+  for (const auto& score : s.all_scores) reward_sum += score.reward;
+  const auto sums =
+      run.dp->sum({static_cast<double>(s.groups_flat), static_cast<double>(s.groups_generated),
+                   reward_sum, static_cast<double>(s.all_scores.size())},
+                  "learning-signal check");
+  if (!run.dp->is_main() || sums[1] == 0 || sums[0] < sums[1]) return;
+  log::warn("step ", step + 1, ": in all ", sums[1],
+            " groups every completion scored the same (mean reward ",
+            sums[3] > 0 ? sums[2] / sums[3] : 0.0,
+            "), so no group carries a learning signal. If they all score 0, check "
+            "data.answer_field (the gold answers), tokenizer.template and "
+            "rollout.max_new_tokens (completions cut before their answer); if they all score "
+            "the maximum, the prompts are too easy for this model");
+}
+
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
   auto amp = autocast(run);
   return train::frozen_logprobs(model, batch, run.plan.micro_batch_size,
@@ -407,6 +426,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
                         config.logging.reflection_words);
     const double groups = static_cast<double>(std::max<int64_t>(s.groups_generated, 1));
     m.set("zero_variance_groups", static_cast<double>(s.groups_flat) / groups);
+    if (step == summary.first_step) warn_if_no_signal(run, s, step);
     if (config.algorithm.overlong_buffer > 0) {
       m.set("reward/overlong_penalty/mean",
             s.penalty_sum / static_cast<double>(std::max<size_t>(s.all_rollouts.size(), 1)));

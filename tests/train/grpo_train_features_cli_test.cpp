@@ -191,6 +191,19 @@ TEST_F(GrpoTrain, ValidationReportsEachSource) {
 // Every training prompt is rendered and tokenized at setup: one over data.max_prompt_tokens is
 // an error before step 1 naming its file and line and how many there are, or, with
 // data.drop_overlong_prompts, the run trains without them.
+// A first step where every group is flat says so, with what to check: here the answers are read
+// from a field the file lacks, so every completion scores 0 on math_boxed.
+TEST_F(GrpoTrain, FirstStepWithoutLearningSignalWarns) {
+  const auto run = root_ / "no_signal";
+  const auto r = run_cli(run_args(run, 1,
+                                  "--set data.answer_field=gold --set 'reward.functions=[{name: "
+                                  "math_boxed}]' --set algorithm.overlong_buffer=0"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string out = r.out + r.err;
+  EXPECT_NE(out.find("every completion scored the same (mean reward 0)"), std::string::npos) << out;
+  EXPECT_NE(out.find("check data.answer_field"), std::string::npos) << out;
+}
+
 TEST_F(GrpoTrain, OverlongPromptsFailAtSetupOrAreDropped) {
   const auto prompts = root_ / "overlong.jsonl";
   {
