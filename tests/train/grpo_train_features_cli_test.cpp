@@ -192,8 +192,9 @@ TEST_F(GrpoTrain, ValidationReportsEachSource) {
 // an error before step 1 naming its file and line and how many there are, or, with
 // data.drop_overlong_prompts, the run trains without them.
 // A first step where every group is flat says so, with what to check: here the answers are read
-// from a field the file lacks, so every completion scores 0 on math_boxed.
-TEST_F(GrpoTrain, FirstStepWithoutLearningSignalWarns) {
+// from a field the file lacks, so every completion scores 0 on math_boxed. Lengths that do not
+// fit in the model's context are a warning at setup.
+TEST_F(GrpoTrain, NoLearningSignalAndOverContextLengthsWarn) {
   const auto run = root_ / "no_signal";
   const auto r = run_cli(run_args(run, 1,
                                   "--set data.answer_field=gold --set 'reward.functions=[{name: "
@@ -202,6 +203,17 @@ TEST_F(GrpoTrain, FirstStepWithoutLearningSignalWarns) {
   const std::string out = r.out + r.err;
   EXPECT_NE(out.find("every completion scored the same (mean reward 0)"), std::string::npos) << out;
   EXPECT_NE(out.find("check data.answer_field"), std::string::npos) << out;
+  EXPECT_EQ(out.find("context"), std::string::npos) << out;  // 96 + 32 fit in 256 positions
+
+  // Prompts of up to 96 tokens and 200 new ones do not fit in the model's 256 positions.
+  const auto long_run =
+      run_cli(run_args(root_ / "over_context", 1, "--set rollout.max_new_tokens=200"));
+  ASSERT_EQ(long_run.exit_code, 0) << long_run.err;
+  EXPECT_NE((long_run.out + long_run.err)
+                .find("data.max_prompt_tokens + rollout.max_new_tokens = 296 exceeds the model's "
+                      "context of 256 positions"),
+            std::string::npos)
+      << long_run.out << long_run.err;
 }
 
 TEST_F(GrpoTrain, OverlongPromptsFailAtSetupOrAreDropped) {
