@@ -262,7 +262,8 @@ TEST(LoadEvalItems, ShippedMathSuite) {
     EXPECT_EQ(suite.root, "../shared/data/benchmarks");  // from the repository root
     const std::string path = kBenchmarks + "/" + b.file;
     if (!fs::exists(path)) continue;
-    const auto items = gt::load_eval_items(path, {b.prompt_field, b.answer_field, "", b.id_field});
+    const auto items =
+        gt::load_eval_items(path, {b.prompt_field, b.answer_field, "", b.id_field, {}});
     EXPECT_EQ(items.size(), match->rows) << b.name;
     for (const auto& it : items) {
       EXPECT_FALSE(it.id.is_null()) << b.name << " item " << it.index;
