@@ -168,7 +168,7 @@ float top_quantile_threshold(
   GRPO_CHECK(quantile > 0 && quantile <= 1, "top_quantile_threshold: quantile ", quantile,
              " outside (0, 1]");
   const at::Tensor picked =
-      values.to(at::kFloat).masked_select(mask.to(at::kCPU) != 0).cpu().clamp_min(0).contiguous();
+      values.cpu().to(at::kFloat).masked_select(mask.cpu() != 0).clamp_min(0).contiguous();
   std::vector<float> local(picked.data_ptr<float>(), picked.data_ptr<float>() + picked.numel());
   std::sort(local.begin(), local.end());
   const double total = sum({static_cast<double>(local.size())})[0];

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "eval_suite.h"
 #include "grpo/core/config/eval_suite.h"
 #include "grpo/core/config/tokenizer.h"
 #include "grpo/core/config_node.h"
@@ -185,7 +186,7 @@ struct EvalRun {
   train::KeepRule keep_rule;
   std::optional<jsonl::Writer> keep;
   int64_t kept = 0, kept_items = 0;
-  std::string pass_reward;
+  std::string pass_reward;  // the reward that marks a sample correct
 };
 
 // Samples and scores one benchmark (each rank its contiguous share of the items, with the random
@@ -207,7 +208,6 @@ nlohmann::json eval_benchmark(const EvalArgs& a, EvalRun& run, const Benchmark& 
 
   train::Evaluator evaluator(run.model, *run.tokenizer, *run.prompt_template, *run.pipeline,
                              options);
-  run.pass_reward = run.pipeline->entries()[evaluator.pass_entry()].name;
   if (dp.is_main()) {
     log::info("eval", b.name.empty() ? "" : " " + b.name, ": ", total, " items x ", b.n,
               " samples, pass reward '", run.pass_reward, "'",
@@ -251,7 +251,7 @@ std::vector<Benchmark> suite_benchmarks(const EvalArgs& a) {
     Benchmark b;
     b.name = s.name;
     b.file = suite.path_of(s, a.data_root);
-    b.fields = {s.prompt_field, s.answer_field, s.tests_field, s.id_field, s.tests_from};
+    b.fields = train::eval_fields(s);
     b.limit = a.limit_option->count() > 0 ? a.limit : static_cast<size_t>(s.limit);
     b.n = s.n > 0 ? s.n : a.eval.n;
     b.max_new_tokens = s.max_new_tokens > 0 ? s.max_new_tokens : a.eval.sampling.max_new_tokens;
@@ -274,58 +274,6 @@ std::vector<Benchmark> suite_benchmarks(const EvalArgs& a) {
                     root.empty() ? "" : " (root " + root + "; --data-root moves it)");
   }
   return out;
-}
-
-// The figures every benchmark has, averaged with equal weight per benchmark (as papers report a
-// suite's average), and a table of the main ones for the log.
-nlohmann::json suite_average(const nlohmann::json& per_benchmark) {
-  nlohmann::json avg = nlohmann::json::object();
-  const auto& first = per_benchmark.begin().value();
-  for (auto it = first.begin(); it != first.end(); ++it) {
-    if (!it.value().is_number() || it.key() == "items" || it.key() == "n" || it.key() == "time_s") {
-      continue;
-    }
-    double sum = 0;
-    bool everywhere = true;
-    for (const auto& b : per_benchmark) {
-      const auto v = b.find(it.key());
-      everywhere = everywhere && v != b.end() && v->is_number();
-      if (everywhere) sum += v->get<double>();
-    }
-    if (everywhere) avg[it.key()] = sum / static_cast<double>(per_benchmark.size());
-  }
-  return avg;
-}
-
-void log_suite_table(const nlohmann::json& per_benchmark, const nlohmann::json& average) {
-  const auto fmt = [](const nlohmann::json& j, const char* key) {
-    const auto v = j.find(key);
-    if (v == j.end() || !v->is_number()) return std::string("      -");
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%7.4f", v->get<double>());
-    return std::string(buf);
-  };
-  char line[160];
-  std::snprintf(line, sizeof line, "%-22s %6s %4s %7s %7s %9s", "benchmark", "items", "n", "pass@1",
-                "cons@n", "length");
-  log::info(line);
-  const auto row = [&](const std::string& name, const nlohmann::json& j, bool counts) {
-    const std::string cons = [&] {
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        if (it.key().rfind("cons@", 0) == 0) return fmt(j, it.key().c_str());
-      }
-      return std::string("      -");
-    }();
-    std::snprintf(line, sizeof line, "%-22s %6s %4s %s %s %9.1f", name.c_str(),
-                  counts ? std::to_string(j.value("items", 0)).c_str() : "",
-                  counts ? std::to_string(j.value("n", 0)).c_str() : "", fmt(j, "pass@1").c_str(),
-                  cons.c_str(), j.value("response_length/mean", 0.0));
-    log::info(line);
-  };
-  for (auto it = per_benchmark.begin(); it != per_benchmark.end(); ++it) {
-    row(it.key(), it.value(), true);
-  }
-  row("average", average, false);
 }
 
 void run_eval(EvalArgs& a) {
@@ -365,6 +313,8 @@ void run_eval(EvalArgs& a) {
 
   EvalRun run;
   run.pipeline = std::make_unique<reward::RewardPipeline>(rc, a.threads);
+  run.pass_reward =
+      run.pipeline->entries()[train::pass_reward_entry(*run.pipeline, a.eval.pass_reward)].name;
   run.prompt_template = std::make_unique<text::PromptTemplate>(
       text::TemplateConfig{a.template_name, a.custom_template, a.system});
   // Under grpo launch (torchrun, Slurm) the ranks share every benchmark's items.
@@ -381,16 +331,8 @@ void run_eval(EvalArgs& a) {
   const std::string suffix = dp.active() ? ".rank" + std::to_string(dp.rank()) : "";
   if (!a.keep.empty()) run.keep.emplace(a.keep + suffix);
 
-  nlohmann::json per_benchmark = nlohmann::json::object();
-  nlohmann::json single;
-  for (const auto& b : benchmarks) {
-    nlohmann::json figures = eval_benchmark(a, run, b);
-    if (a.suite.empty()) {
-      single = std::move(figures);
-    } else {
-      per_benchmark[b.name] = std::move(figures);
-    }
-  }
+  nlohmann::json per_benchmark = nlohmann::json::object();  // --data alone: under ""
+  for (const auto& b : benchmarks) per_benchmark[b.name] = eval_benchmark(a, run, b);
   if (run.keep) run.keep->commit();
   if (dp.active()) {
     const auto counts = dp.sum({static_cast<double>(run.kept), static_cast<double>(run.kept_items)},
@@ -403,7 +345,7 @@ void run_eval(EvalArgs& a) {
 
   nlohmann::json j;
   if (a.suite.empty()) {
-    j = std::move(single);
+    j = std::move(per_benchmark[""]);
   } else {
     j["suite"] = a.suite;
     j["average"] = suite_average(per_benchmark);

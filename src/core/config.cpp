@@ -97,9 +97,11 @@ void diff(const std::string& key, const Node* before, const Node* after,
     }
     return;
   }
+  // Maps and same-length lists were compared above; what is left is equal only as two nulls or
+  // two equal scalars.
   const bool same = before && after && before->kind == after->kind &&
-                    (before->kind != Node::Kind::scalar || before->scalar == after->scalar) &&
-                    before->kind != Node::Kind::sequence && before->kind != Node::Kind::map;
+                    (before->kind == Node::Kind::null ||
+                     (before->kind == Node::Kind::scalar && before->scalar == after->scalar));
   if (!same) out.push_back({key, shown(before), shown(after)});
 }
 

@@ -40,6 +40,11 @@ std::vector<int64_t> pass_ks(int64_t n) {
   return ks;
 }
 
+EvalFields eval_fields(const config::SuiteBenchmark& benchmark) {
+  return {benchmark.prompt_field, benchmark.answer_field, benchmark.tests_field, benchmark.id_field,
+          benchmark.tests_from};
+}
+
 std::vector<EvalItem> load_eval_items(const std::string& path, const EvalFields& fields,
                                       size_t limit) {
   std::vector<EvalItem> items;

@@ -64,6 +64,23 @@ void check_prompt_lengths(Run& run) {
                                                       static_cast<uint64_t>(data.seed));
 }
 
+// The engine stops a completion at the model's context: say so at setup rather than let long
+// prompts' completions end early as "length" without a word.
+void warn_if_over_context(const config::Config& c, int64_t context) {
+  if (c.rollout.max_new_tokens >= context) {
+    log::warn("rollout.max_new_tokens = ", c.rollout.max_new_tokens,
+              " is not below the model's context of ", context,
+              " positions: every completion stops where the context ends");
+  } else if (c.data.max_prompt_tokens + c.rollout.max_new_tokens > context) {
+    log::warn("data.max_prompt_tokens + rollout.max_new_tokens = ",
+              c.data.max_prompt_tokens + c.rollout.max_new_tokens,
+              " exceeds the model's context of ", context,
+              " positions: a completion stops where the context ends, before max_new_tokens "
+              "when its prompt is longer than ",
+              context - c.rollout.max_new_tokens, " tokens");
+  }
+}
+
 }  // namespace
 
 void setup(Run& run, const TrainOptions& options) {
@@ -102,21 +119,7 @@ void setup(Run& run, const TrainOptions& options) {
   check_prompt_lengths(run);
 
   run.policy = model::build_model(c.model, run.tokenizer->vocab_size());
-  // The engine stops a completion at the model's context: say so now rather than let long
-  // prompts' completions end early as "length" without a word.
-  const int64_t context = run.policy->arch().max_position_embeddings;
-  if (run.dp->is_main() && c.rollout.max_new_tokens >= context) {
-    log::warn("rollout.max_new_tokens = ", c.rollout.max_new_tokens,
-              " is not below the model's context of ", context,
-              " positions: every completion stops where the context ends");
-  } else if (run.dp->is_main() && c.data.max_prompt_tokens + c.rollout.max_new_tokens > context) {
-    log::warn("data.max_prompt_tokens + rollout.max_new_tokens = ",
-              c.data.max_prompt_tokens + c.rollout.max_new_tokens,
-              " exceeds the model's context of ", context,
-              " positions: a completion stops where the context ends, before max_new_tokens "
-              "when its prompt is longer than ",
-              context - c.rollout.max_new_tokens, " tokens");
-  }
+  if (run.dp->is_main()) warn_if_over_context(c, run.policy->arch().max_position_embeddings);
   if (c.algorithm.beta > 0 && c.model.lora.rank == 0) {
     // The frozen reference is the initial policy: rebuilt from the same weights or seed.
     run.reference = model::build_model(c.model, run.tokenizer->vocab_size());

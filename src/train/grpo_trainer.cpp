@@ -185,7 +185,6 @@ void equalize_groups(Run& run, StepSamples& s) {
   s.rewards.erase(s.rewards.begin() + rows, s.rewards.end());
 }
 
-// Log-probs of a frozen `model` over the batch (train::frozen_logprobs) under trainer.autocast.
 // algorithm.top_entropy_quantile: the policy gradient only on the step's highest-entropy
 // response tokens by the behaviour entropy, ranked over every rank's batch.
 void select_forking_tokens(Run& run, TrainBatch& batch, metrics::StepMetrics& m) {
@@ -220,6 +219,7 @@ void warn_if_no_signal(Run& run, const StepSamples& s, int64_t step) {
             "the maximum, the prompts are too easy for this model");
 }
 
+// Log-probs of a frozen `model` over the batch (train::frozen_logprobs) under trainer.autocast.
 at::Tensor frozen_logprobs(Run& run, model::CausalLM& model, const TrainBatch& batch) {
   auto amp = autocast(run);
   return train::frozen_logprobs(model, batch, run.plan.micro_batch_size,
@@ -270,12 +270,13 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
   std::optional<RunDirLock> lock;  // rank 0 writes the run directory: one such run at a time
   if (run.dp->is_main()) lock.emplace(options.run_dir);
   const std::string hash = config::config_hash(config);
+  const std::string config_yaml = config::to_yaml(config);  // config.resolved.yaml and checkpoints
   TrainSummary summary;
   NonFiniteGuard guard(config.trainer.max_nonfinite_steps);
   auto resume = resolve_resume(options.resume, options.run_dir, config, options.force_resume);
   if (run.dp->is_main()) {  // only once the resume is accepted: a refused one changes nothing
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
-    out.write(config::to_yaml(config));
+    out.write(config_yaml);
     out.commit();
   }
   if (resume) {
@@ -336,7 +337,7 @@ TrainSummary run_grpo(const config::Config& config, const TrainOptions& options,
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
-    state.config_yaml = config::to_yaml(config);
+    state.config_yaml = config_yaml;
     state.data_cursor = run.dataset->cursor().to_json();
     state.rng_states = capture_torch_rng();
     state.extra = {{"nonfinite_consecutive", guard.consecutive()},

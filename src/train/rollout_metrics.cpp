@@ -8,6 +8,9 @@
 namespace grpo::train {
 namespace {
 
+// A component score that counts as a hit (accuracy, format rate).
+constexpr double kHitAt = 1.0 - 1e-9;
+
 bool is_word_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
 }
@@ -76,7 +79,7 @@ void add_rollout_metrics(metrics::StepMetrics& metrics,
     double hits = 0;
     for (const auto& s : scores) {
       component.push_back(s.components[f]);
-      hits += s.components[f] >= 1.0 - 1e-9;
+      hits += s.components[f] >= kHitAt;
     }
     metrics.set("reward/" + entries[f].name + "/mean", mean(component));
     if (!have_accuracy && reward::is_correctness_reward(entries[f].name)) {
@@ -86,8 +89,8 @@ void add_rollout_metrics(metrics::StepMetrics& metrics,
       // loss lets wrong ones grow), and accuracy with and without reflection words (the "aha"
       // question: does reflecting pay?). A split with no completion is left out.
       std::vector<double> correct_len, wrong_len, with_hits, without_hits;
-      for (size_t i = 0; i < scores.size() && i < lengths.size(); ++i) {
-        const bool right = scores[i].components[f] >= 1.0 - 1e-9;
+      for (size_t i = 0; i < rollouts.size(); ++i) {
+        const bool right = scores[i].components[f] >= kHitAt;
         (right ? correct_len : wrong_len).push_back(lengths[i]);
         (words_of[i] > 0 ? with_hits : without_hits).push_back(right ? 1.0 : 0.0);
       }

@@ -279,13 +279,14 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
   config::TrainerConfig schedule = c.trainer;  // the learning-rate schedule spans these steps
   schedule.steps = static_cast<int>(sft_steps(c, dataset.size()));
   const std::string hash = config::config_hash(c);
+  const std::string config_yaml = config::to_yaml(c);  // config.resolved.yaml and checkpoints
   TrainSummary summary;
   NonFiniteGuard guard(c.trainer.max_nonfinite_steps);
   auto policy = model::build_model(c.model, tokenizer->vocab_size());
   const auto resume = resolve_resume(options.resume, options.run_dir, c, options.force_resume);
   if (dp.is_main()) {  // only once the resume is accepted: a refused one changes nothing
     jsonl::AtomicWriter out((fs::path(options.run_dir) / "config.resolved.yaml").string());
-    out.write(config::to_yaml(c));
+    out.write(config_yaml);
     out.commit();
   }
   if (resume) {
@@ -354,7 +355,7 @@ TrainSummary run_sft(const config::Config& c, const TrainOptions& options, const
     TrainerState state;
     state.step = steps_done;
     state.config_hash = hash;
-    state.config_yaml = config::to_yaml(c);
+    state.config_yaml = config_yaml;
     state.data_cursor = dataset.cursor().to_json();
     state.rng_states = capture_torch_rng();
     state.extra = {{"nonfinite_consecutive", guard.consecutive()},

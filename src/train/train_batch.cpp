@@ -22,24 +22,23 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
   auto attention = at::zeros({n, length}, at::kLong);
   auto mask = at::zeros({n, length - 1}, at::kFloat);
   auto old = at::zeros({n, length - 1}, at::kFloat);
-  // Entropies when the engine recorded them for every rollout (empty completions have none).
-  bool with_entropy = true;
-  for (const auto& r : rollouts) {
-    with_entropy = with_entropy && r.entropies.size() == r.completion_ids.size();
-  }
-  with_entropy = with_entropy && std::any_of(rollouts.begin(), rollouts.end(),
-                                             [](const auto& r) { return !r.entropies.empty(); });
-  auto entropy = with_entropy ? at::zeros({n, length - 1}, at::kFloat) : at::Tensor();
+  // Entropies when the engine recorded them (SamplingParams::record_entropy).
+  const bool with_entropy = std::any_of(rollouts.begin(), rollouts.end(),
+                                        [](const auto& r) { return !r.entropies.empty(); });
+  auto entropy = at::zeros({with_entropy ? n : 0, length - 1}, at::kFloat);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto att_a = attention.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<float, 2>();
   auto old_a = old.accessor<float, 2>();
+  auto entropy_a = entropy.accessor<float, 2>();
   TrainBatch batch;
   std::map<std::vector<int32_t>, int64_t> first_row;  // prompt tokens -> its first row
   for (int64_t i = 0; i < n; ++i) {
     const auto& r = rollouts[i];
     GRPO_CHECK(r.logprobs.size() == r.completion_ids.size(), "rollout ", i, " has ",
                r.completion_ids.size(), " tokens but ", r.logprobs.size(), " log-probs");
+    GRPO_CHECK(!with_entropy || r.entropies.size() == r.completion_ids.size(), "rollout ", i,
+               " has ", r.completion_ids.size(), " tokens but ", r.entropies.size(), " entropies");
     GRPO_CHECK(!r.prompt_ids.empty(), "rollout ", i, " has an empty prompt");
     const int64_t p = static_cast<int64_t>(r.prompt_ids.size());
     int64_t t = 0;
@@ -48,7 +47,7 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
       ids_a[i][t] = r.completion_ids[j];
       mask_a[i][t - 1] = 1.0f;  // logits at t-1 predict the token at t
       old_a[i][t - 1] = r.logprobs[j];
-      if (with_entropy) entropy[i][t - 1] = r.entropies[j];
+      if (with_entropy) entropy_a[i][t - 1] = r.entropies[j];
     }
     for (int64_t k = 0; k < t; ++k) att_a[i][k] = 1;
     batch.seq_lengths.push_back(p + static_cast<int64_t>(r.completion_ids.size()));
@@ -59,7 +58,7 @@ TrainBatch make_train_batch(const std::vector<rollout::Rollout>& rollouts,
   batch.attention_mask = attention;
   batch.response_mask = mask;
   batch.old_logprobs = old;
-  batch.behaviour_entropy = entropy;
+  if (with_entropy) batch.behaviour_entropy = entropy;
   batch.advantages = advantages.to(at::kFloat).cpu();
   return batch;
 }

@@ -49,6 +49,16 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
     }
     source_names_.push_back(name);
   };
+  // One JSONL source: its items as grpo eval reads them.
+  const auto add_file = [&](const std::string& name, const std::string& path,
+                            const EvalFields& file_fields, size_t limit) {
+    add_source(name);
+    for (auto& item : load_eval_items(path, file_fields, limit)) {
+      origin.push_back(path + " item " + std::to_string(item.index + 1));
+      source.push_back(source_names_.size() - 1);
+      all.push_back(std::move(item));
+    }
+  };
   for (const auto& path : v.files) {
     std::string name = std::filesystem::path(path).filename().string();
     for (const char* ext : {".jsonl", ".json"}) {
@@ -58,24 +68,12 @@ Validator::Validator(const config::Config& config, const text::Tokenizer& tokeni
         break;
       }
     }
-    add_source(name);
-    for (auto& item : load_eval_items(path, fields)) {
-      origin.push_back(path + " item " + std::to_string(item.index + 1));
-      source.push_back(source_names_.size() - 1);
-      all.push_back(std::move(item));
-    }
+    add_file(name, path, fields, 0);
   }
   if (!v.suite.empty()) {
     const auto suite = config::load_eval_suite(v.suite);
     for (const auto& b : suite.benchmarks) {
-      const std::string path = suite.path_of(b);
-      add_source(b.name);
-      const EvalFields own{b.prompt_field, b.answer_field, b.tests_field, b.id_field, b.tests_from};
-      for (auto& item : load_eval_items(path, own, static_cast<size_t>(b.limit))) {
-        origin.push_back(path + " item " + std::to_string(item.index + 1));
-        source.push_back(source_names_.size() - 1);
-        all.push_back(std::move(item));
-      }
+      add_file(b.name, suite.path_of(b), eval_fields(b), static_cast<size_t>(b.limit));
     }
   }
   for (size_t t = 0; t < v.synthetic.size(); ++t) {

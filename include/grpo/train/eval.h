@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "grpo/core/config/eval_suite.h"
 #include "grpo/data/answer_text.h"
 #include "grpo/model/modules.h"
 #include "grpo/reward/answer_vote.h"
@@ -41,6 +42,9 @@ struct EvalFields {
   // (HumanEval: prefix <- prompt, check <- test, entry_point <- entry_point); `tests` is unused.
   std::map<std::string, std::string> tests_from;
 };
+
+// A suite benchmark's field names (grpo/core/config/eval_suite.h).
+EvalFields eval_fields(const config::SuiteBenchmark& benchmark);
 
 struct EvalItem {
   size_t index = 0;  // position in the file (0-based, blank lines not counted)
