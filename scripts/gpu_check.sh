@@ -138,13 +138,17 @@ if [[ -f "$pre/manifest.txt" ]]; then
   pre_path="$torch_dir/lib"
   for d in "$site"/nvidia/*/lib; do [[ -d "$d" ]] && pre_path="$pre_path:$d"; done
   [[ -n "${lib:-}" ]] && pre_path="$pre_path:$lib"
-  pre_env=(env "LD_LIBRARY_PATH=$pre_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+  # grpo loads its SentencePiece module by the path it was built with, on the machine that built
+  # it: the carried copy instead.
+  pre_env=(env "LD_LIBRARY_PATH=$pre_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    "GRPO_SENTENCEPIECE_MODULE=$PWD/$pre/libgrpo_sentencepiece.so")
   if [[ "$(cat "$pre/manifest.txt")" != "$want" ]]; then
     echo "$pre does not match this machine and tree; building. Wanted:"
     echo "$want"
     echo "found:"
     cat "$pre/manifest.txt"
-  elif ! "${pre_env[@]}" LD_BIND_NOW=1 "$pre/grpo" version > "$logs/prebuilt.log" 2>&1 ||
+  elif [[ ! -f "$pre/libgrpo_sentencepiece.so" ]] ||
+    ! "${pre_env[@]}" LD_BIND_NOW=1 "$pre/grpo" version > "$logs/prebuilt.log" 2>&1 ||
     ! grep -q "linked: yes" "$logs/prebuilt.log" ||
     ! "${pre_env[@]}" LD_BIND_NOW=1 "$pre/test_ops_cuda" --gtest_list_tests >> "$logs/prebuilt.log" 2>&1; then
     echo "$pre does not start here; building. Its output:"

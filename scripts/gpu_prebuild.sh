@@ -29,11 +29,13 @@ echo "gpu_prebuild: torch $torch_version, sm_$arch, into $build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRPO_CUDA=ON -DGRPO_WERROR=ON \
   -DGRPO_BUILD_TESTS=ON -DGRPO_CUDA_ARCHITECTURES="$arch" -DCMAKE_PREFIX_PATH="$torch_dir" \
   -DGRPO_WITH_CBLAS=OFF > /dev/null
-cmake --build "$build" -j "$(nproc)" --target grpo test_ops_cuda
+cmake --build "$build" -j "$(nproc)" --target grpo test_ops_cuda grpo_sentencepiece
 rm -rf "$dest.tmp"
 mkdir -p "$dest.tmp"
 strip -o "$dest.tmp/grpo" "$build/grpo"
 strip -o "$dest.tmp/test_ops_cuda" "$build/tests/ops/test_ops_cuda"
+# grpo loads its SentencePiece module by path (GRPO_SENTENCEPIECE_MODULE, set by gpu_check.sh).
+strip -o "$dest.tmp/libgrpo_sentencepiece.so" "$build/src/text/libgrpo_sentencepiece.so"
 bash scripts/gpu_manifest.sh "$torch_version" "$arch" > "$dest.tmp/manifest.txt"
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
