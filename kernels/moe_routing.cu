@@ -182,23 +182,61 @@ __global__ void permute_histogram_kernel(const PermuteIndexParams p) {
   }
 }
 
-// One block: per expert, exclusive prefix of its chunk counts (in place) and its total; then an
-// exclusive scan of the totals into offsets.
-__global__ void permute_scan_kernel(const PermuteIndexParams p, int chunks) {
+// One block of kScanThreads: per expert, the exclusive prefix of its chunk counts (in place) and
+// its total; then an exclusive scan of the totals into offsets. The chunks are split into one
+// contiguous segment per warp, and the experts are taken 32 at a time (lane = expert), so the
+// loads run in parallel rather than one chunk after another: each warp sums its segment, a warp
+// per expert turns the segment sums into exclusive prefixes, and each warp rewrites its segment.
+constexpr int kScanThreads = 1024, kScanWarps = kScanThreads / 32;
+__global__ void __launch_bounds__(kScanThreads)
+    permute_scan_kernel(const PermuteIndexParams p, int chunks) {
+  __shared__ int seg_sum[kScanWarps][33];  // (segment, expert of the tile); 33: no bank conflicts
   GRPO_DYNAMIC_SMEM(int64_t, tot);
-  for (int e = threadIdx.x; e < p.experts; e += blockDim.x) {
-    int running = 0;
-    for (int c = 0; c < chunks; ++c) {
-      int32_t* cell = p.chunk_counts + static_cast<int64_t>(c) * p.experts + e;
-      const int n = *cell;
-      *cell = running;
-      running += n;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int seg = detail::ceil_div(chunks, kScanWarps);
+  const int c0 = min(chunks, warp * seg), c1 = min(chunks, c0 + seg);
+  const int64_t E = p.experts;
+  for (int e0 = 0; e0 < p.experts; e0 += 32) {
+    const int e = e0 + lane;
+    const bool live = e < p.experts;
+    int32_t* col = p.chunk_counts + e;  // chunk c's count at col[c * E]
+    int sum = 0;
+    if (live) {
+      for (int c = c0; c < c1; ++c) sum += col[c * E];
     }
-    tot[e] = running;
-    p.counts[e] = running;
+    seg_sum[warp][lane] = sum;
+    __syncthreads();
+    {  // warp w: expert e0 + w, lane = segment; inclusive scan by shuffles, stored exclusive
+      const int v = seg_sum[lane][warp];
+      int incl = v;
+      for (int o = 1; o < 32; o <<= 1) {
+        const int up = __shfl_sync(0xffffffffu, incl, lane >= o ? lane - o : lane);
+        if (lane >= o) incl += up;
+      }
+      seg_sum[lane][warp] = incl - v;
+      if (lane == 31 && e0 + warp < p.experts) {
+        tot[e0 + warp] = incl;
+        p.counts[e0 + warp] = incl;
+      }
+    }
+    __syncthreads();
+    if (live) {
+      int running = seg_sum[warp][lane];
+      // Batches of 8 loads before their stores, so that the loads overlap.
+      for (int c = c0; c < c1; c += 8) {
+        int n[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) n[i] = c + i < c1 ? col[(c + i) * E] : 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          if (c + i < c1) col[(c + i) * E] = running;
+          running += n[i];
+        }
+      }
+    }
+    __syncthreads();  // seg_sum is the next tile's
   }
-  __syncthreads();
-  // Hillis-Steele inclusive scan over experts (E <= blockDim * few; loop handles any E).
+  // Hillis-Steele inclusive scan over experts (E <= 4 * kScanThreads).
   for (int step = 1; step < p.experts; step <<= 1) {
     int64_t vals[4];
     int n = 0;
@@ -354,7 +392,7 @@ cudaError_t moe_permute_index(const PermuteIndexParams& p, cudaStream_t stream) 
   if (chunks > 0) {
     GRPO_LAUNCH(chunks, kPermuteChunk, hist_bytes, stream, permute_histogram_kernel)(p);
   }
-  GRPO_LAUNCH(1, 1024, sizeof(int64_t) * p.experts, stream, permute_scan_kernel)(p, chunks);
+  GRPO_LAUNCH(1, kScanThreads, sizeof(int64_t) * p.experts, stream, permute_scan_kernel)(p, chunks);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess || chunks == 0) return err;
   const size_t scatter_bytes = sizeof(int) * (kPermuteChunk / 32) * p.experts;

@@ -9,8 +9,8 @@
 # that folder is there (scripts/gpu_deps.sh): unpacked into a private prefix, preferred to
 # whatever the image has. Exit status 0 only when every gpu test ran (none skipped) and passed
 # and the bench ran; the recipe's outcome does not count.
-# Outputs: $OUT (or ./gpu_check_out) gets at most 7 files, since the device tool brings back
-# only 8: check.log (all this prints), gtest_gpu.log, bench_kernels.txt, the recipe's
+# Outputs: $OUT (or ./gpu_check_out) gets at most 8 files, what the device tool brings back:
+# check.log (all this prints), gtest_gpu.log, bench_kernels.txt, bench_train.txt, the recipe's
 # metrics.jsonl and curves.png, and logs.tar.gz with every other log (env, configure, build,
 # reruns of failed tests, the recipe's train.log, sft_metrics.jsonl, samples.jsonl). It is
 # packed again after each phase, so a call cut short still returns what was done.
@@ -265,6 +265,20 @@ if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
   stamp "grpo bench kernels"
   timeout 180 "${run_env[@]}" "$grpo_bin" bench kernels --repeat 10 > "$out/bench_kernels.txt" 2>&1 || status=1
   cat "$out/bench_kernels.txt"
+  # A whole model's update step (forward, loss, backward, AdamW) in bfloat16 with the kernels
+  # (`auto`, the default) and with the ATen reference: a qwen2 shape of ~150M parameters, head
+  # dim 64, 64 completions of 64 + 448 tokens.
+  stamp "grpo bench train: model.kernels auto vs reference"
+  for kernels in auto reference; do
+    echo "model.kernels: $kernels"
+    timeout 120 "${run_env[@]}" "$grpo_bin" bench train --config configs/countdown_tiny_sft.yaml \
+      --set trainer.device=cuda --set model.dtype=bfloat16 --set model.kernels=$kernels \
+      --set model.architecture.hidden_size=1024 --set model.architecture.intermediate_size=2816 \
+      --set model.architecture.num_hidden_layers=8 --set model.architecture.num_attention_heads=16 \
+      --set model.architecture.num_key_value_heads=4 --batch 64 --prompt-len 64 \
+      --response-len 448 --steps 3 || status=1
+  done > "$out/bench_train.txt" 2>&1
+  cat "$out/bench_train.txt"
   if recipe_alive; then
     kill -CONT "$recipe_pid"
     stamp "recipe resumed"

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "grpo/core/error.h"
@@ -187,18 +188,21 @@ void run(const BenchKernelsOptions& o) {
                 }),
         0, 0);
   }
-  {  // grouped expert GEMM, equal rows per expert
+  // Grouped expert GEMM, equal rows per expert: the training shape, and a small batch (512
+  // tokens, 64 rows per expert at the defaults) where a launch per expert weighs more.
+  for (const int64_t tokens : {o.tokens, std::min<int64_t>(o.tokens, 512)}) {
     torch::NoGradGuard no_grad;
-    const int64_t rows = o.tokens * o.top_k;
+    const int64_t rows = tokens * o.top_k;
+    const std::string what = "grouped GEMM " + std::to_string(rows / o.experts) + " rows/exp";
     const at::Tensor x = at::randn({rows, o.hidden}, bf16);
     std::vector<at::Tensor> w;
     for (int64_t e = 0; e < o.experts; ++e) w.push_back(at::randn({o.expert_dim, o.hidden}, bf16));
     std::vector<int64_t> offsets;
     for (int64_t e = 0; e <= o.experts; ++e) offsets.push_back(rows * e / o.experts);
     const double flops = 2.0 * rows * o.hidden * o.expert_dim;
-    row("grouped GEMM", "grpo",
-        time_ms(o.repeat, [&] { ops::grouped_linear(x, offsets, w, kAll); }), flops, 0);
-    row("grouped GEMM", "loop",
+    row(what.c_str(), "grpo", time_ms(o.repeat, [&] { ops::grouped_linear(x, offsets, w, kAll); }),
+        flops, 0);
+    row(what.c_str(), "loop",
         time_ms(o.repeat,
                 [&] { ops::grouped_linear(x, offsets, w, ops::KernelPolicy::reference); }),
         flops, 0);

@@ -5,6 +5,7 @@
 // bound: the CPU ATen has no float16 matmul). Not shown here: speed, and whatever differs between
 // the emulator and a GPU (docs/kernels.md); the GPU tests still decide.
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "../ops/kernel_checks.h"
 #include "cuda_ops.h"
+#include "grpo/kernels/moe.h"
 
 namespace ops = grpo::ops;
 namespace kc = grpo::kernel_checks;
@@ -110,4 +112,54 @@ TEST(EmulatedKernels, DispatchPermuteCombineIncludingEmptyAndSingleExpert) {
 
 TEST(EmulatedKernels, GroupedLinearWithEmptyExperts) {
   kc::check_grouped_linear(emulated(), {0, 40, 40, 100, 101, 101}, 64, 32);
+}
+
+// Both cuBLAS paths of kernels::grouped_gemm (one grouped call for small groups, a GEMM per group
+// for large ones, chosen by one_call_max_mean_macs) give each group's product: C_g = A_g B_g^T
+// with an empty group, in bfloat16 against the float32 product of the same bfloat16 inputs.
+TEST(EmulatedKernels, GroupedGemmOneCallAndPerGroupPaths) {
+  at::manual_seed(7);
+  const std::vector<int64_t> m = {5, 0, 17, 1}, n(4, 24), k(4, 40);
+  std::vector<at::Tensor> a, b, c;
+  std::vector<const void*> pa, pb;
+  std::vector<void*> pc;
+  std::vector<int64_t> lda, ldb, ldc;
+  const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);
+  for (size_t g = 0; g < m.size(); ++g) {
+    a.push_back(at::randn({m[g], k[g]}, bf16));
+    b.push_back(at::randn({n[g], k[g]}, bf16));
+    c.push_back(at::zeros({m[g], n[g]}, bf16));
+    pa.push_back(a[g].data_ptr());
+    pb.push_back(b[g].data_ptr());
+    lda.push_back(k[g]);
+    ldb.push_back(k[g]);
+    ldc.push_back(n[g]);
+  }
+  const at::Tensor workspace = at::empty({3 * static_cast<int64_t>(m.size())}, at::kLong);
+  for (const double threshold : {1e30, 0.0}) {  // one call; a GEMM per group
+    pc.clear();
+    for (auto& t : c) pc.push_back(t.zero_().data_ptr());
+    grpo::kernels::GroupedGemmParams p;
+    p.groups = static_cast<int>(m.size());
+    p.trans_b = true;
+    p.m = m.data();
+    p.n = n.data();
+    p.k = k.data();
+    p.a = pa.data();
+    p.b = pb.data();
+    p.c = pc.data();
+    p.lda = lda.data();
+    p.ldb = ldb.data();
+    p.ldc = ldc.data();
+    p.ptr_workspace = reinterpret_cast<void**>(workspace.data_ptr<int64_t>());
+    p.one_call_max_mean_macs = threshold;
+    ASSERT_EQ(grpo::kernels::grouped_gemm(at::cuda::getCurrentCUDABlasHandle(), p, nullptr),
+              CUBLAS_STATUS_SUCCESS);
+    for (size_t g = 0; g < m.size(); ++g) {
+      const at::Tensor want = at::matmul(a[g].to(at::kFloat), b[g].to(at::kFloat).t());
+      // One bfloat16 rounding of the fp32 result: half an ulp, 2^-8 relative.
+      EXPECT_TRUE(at::allclose(c[g].to(at::kFloat), want, 1.0 / 256, 1e-6))
+          << "threshold " << threshold << ", group " << g;
+    }
+  }
 }

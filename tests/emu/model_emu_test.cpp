@@ -48,9 +48,15 @@ TEST(EmulatedModel, KernelPathReachesTheDeviceAndReferenceDoesNot) {
   EXPECT_EQ(calls_of_forward(ops::KernelPolicy::reference), 0u);
   // Per layer at least attention, routing, dispatch, permute, 3 grouped GEMMs and combine.
   EXPECT_GE(calls_of_forward(ops::KernelPolicy::all), 2u * 8u);
+  // `auto` (the default) takes the kernels too, once they have passed on a GPU.
+  EXPECT_EQ(calls_of_forward(ops::KernelPolicy::automatic),
+            ops::kCudaKernelsVerified ? calls_of_forward(ops::KernelPolicy::all) : 0u);
 }
 
-TEST(EmulatedModel, LogitsMatchReference) { kc::check_model_logits(tiny(), at::kCPU, 40); }
+TEST(EmulatedModel, LogitsMatchReference) {
+  kc::check_model_logits(tiny(), at::kCPU, 40);
+  kc::check_model_logits(tiny(), at::kCPU, 40, ops::KernelPolicy::automatic);
+}
 
 TEST(EmulatedModel, DecodeThroughTheKvCacheMatchesReference) {
   kc::check_model_decode(tiny(), at::kCPU, 30, 3);

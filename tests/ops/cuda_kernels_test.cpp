@@ -123,9 +123,13 @@ TEST(CudaKernels, GroupedLinearWithEmptyExperts) {
   kc::check_grouped_linear(gpu(), {0, 40, 40, 200, 201, 201}, 128, 64);
 }
 
+// `model.kernels: auto`, the default, takes the kernels (they have passed these tests on a GPU:
+// ops::kCudaKernelsVerified) and gives the reference's logits within the derived tolerance.
 TEST(CudaKernels, ModelLogitsAutoMatchReference) {
   GRPO_REQUIRE_GPU_KERNELS();
-  kc::check_model_logits(kc::TinyModel{}, at::kCUDA, 100);
+  ASSERT_TRUE(ops::cuda_kernels_enabled(ops::KernelPolicy::automatic))
+      << "`auto` does not take the CUDA kernels (ops::kCudaKernelsVerified)";
+  kc::check_model_logits(kc::TinyModel{}, at::kCUDA, 100, ops::KernelPolicy::automatic);
 }
 
 // Prefill of 600 tokens then decode steps: the decode kernel splits such a context in two.

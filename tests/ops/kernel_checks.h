@@ -272,9 +272,23 @@ inline void check_route_beyond_kept_groups(const Backend& be) {
 
 // Dispatch (order, counts, offsets equal), permute (a copy) and combine with their gradients,
 // for random experts leaving some empty (only 0..11 of 16 used), the same k experts for every
-// token, and every token to one expert.
+// token, and every token to one expert. First the index alone where the permutation's scan has
+// more than one tile of 32 experts and its chunks of 256 assignments (274) split unevenly over
+// its 32 warps, more than 8 per warp; some experts stay empty.
 inline void check_dispatch_permute_combine(const Backend& be) {
   at::manual_seed(4);
+  {
+    const int64_t big_n = 17500, big_k = 4, big_e = 45;
+    const at::Tensor shift = at::arange(big_n, be.opts(at::kLong)).remainder(2).mul(10);
+    const at::Tensor experts =  // 0..39: experts 40..44 stay empty
+        std::get<1>(at::rand({big_n, 30}, be.opts(at::kFloat)).topk(big_k, -1)) +
+        shift.unsqueeze(1);
+    const ops::Dispatch ref = ops::dispatch(experts, big_e, ops::KernelPolicy::reference);
+    const ops::Dispatch ker = be.dispatch(experts, big_e);
+    EXPECT_TRUE(at::equal(ref.order, ker.order));
+    EXPECT_TRUE(at::equal(ref.counts, ker.counts));
+    EXPECT_TRUE(at::equal(ref.offsets, ker.offsets));
+  }
   const int64_t n = 333, k = 4, e = 16, h = 96;
   const at::Tensor spread = at::randperm(12, be.opts(at::kLong)).narrow(0, 0, k).repeat({n, 1});
   const at::Tensor shuffled = std::get<1>(at::rand({n, 12}, be.opts(at::kFloat)).topk(k, -1));

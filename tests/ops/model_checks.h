@@ -56,11 +56,13 @@ struct TinyModel {
 };
 
 // The three models of every check, from the same weights: reference float32, reference in
-// `dtype`, kernels in `dtype`.
-inline std::vector<std::pair<at::ScalarType, ops::KernelPolicy>> model_runs(at::ScalarType dtype) {
+// `dtype`, and `kernels` (the kernels' policy: `all`, or `automatic` once it takes them) in
+// `dtype`.
+inline std::vector<std::pair<at::ScalarType, ops::KernelPolicy>> model_runs(
+    at::ScalarType dtype, ops::KernelPolicy kernels = ops::KernelPolicy::all) {
   return {{at::kFloat, ops::KernelPolicy::reference},
           {dtype, ops::KernelPolicy::reference},
-          {dtype, ops::KernelPolicy::all}};
+          {dtype, kernels}};
 }
 
 inline model::CausalLM make_model(const TinyModel& tm, ops::KernelPolicy policy, at::Device device,
@@ -72,11 +74,12 @@ inline model::CausalLM make_model(const TinyModel& tm, ops::KernelPolicy policy,
 }
 
 // Runs `fn` on each of the three models; returns its outputs in model_runs' order.
-inline std::vector<at::Tensor> on_each_model(
-    const TinyModel& tm, at::Device device, at::ScalarType dtype,
-    const std::function<at::Tensor(model::CausalLM&)>& fn) {
+inline std::vector<at::Tensor> on_each_model(const TinyModel& tm, at::Device device,
+                                             at::ScalarType dtype,
+                                             const std::function<at::Tensor(model::CausalLM&)>& fn,
+                                             ops::KernelPolicy kernels = ops::KernelPolicy::all) {
   std::vector<at::Tensor> out;
-  for (const auto& [dt, policy] : model_runs(dtype)) {
+  for (const auto& [dt, policy] : model_runs(dtype, kernels)) {
     model::CausalLM m = make_model(tm, policy, device, dt);
     out.push_back(fn(m));
   }
@@ -94,14 +97,18 @@ inline std::pair<at::Tensor, at::Tensor> left_padded(const std::vector<int64_t>&
   return {mask, (mask.cumsum(1) - 1).clamp_min(0)};
 }
 
-// Logits of one forward over (2, t) tokens.
-inline void check_model_logits(const TinyModel& tm, at::Device device, int64_t t) {
+// Logits of one forward over (2, t) tokens, the kernels taken under `kernels`.
+inline void check_model_logits(const TinyModel& tm, at::Device device, int64_t t,
+                               ops::KernelPolicy kernels = ops::KernelPolicy::all) {
   at::manual_seed(5);
   const at::Tensor ids = at::randint(0, tm.vocab, {2, t}, at::kLong).to(device);
-  const auto logits = on_each_model(tm, device, at::kBFloat16, [&](model::CausalLM& m) {
-    torch::NoGradGuard no_grad;
-    return m->forward(ids).logits;
-  });
+  const auto logits = on_each_model(
+      tm, device, at::kBFloat16,
+      [&](model::CausalLM& m) {
+        torch::NoGradGuard no_grad;
+        return m->forward(ids).logits;
+      },
+      kernels);
   expect_within("logits", logits[2], logits[1], logits[0], kFwdMultiple);
 }
 

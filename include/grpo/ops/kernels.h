@@ -17,8 +17,9 @@ namespace grpo::ops {
 
 enum class KernelPolicy { automatic, all, reference };
 
-// False until scripts/gpu_check.sh has passed on a GPU; `automatic` then takes the CUDA kernels.
-inline constexpr bool kCudaKernelsVerified = false;
+// Whether scripts/gpu_check.sh has passed on a GPU (it did on an H200, 2026-11-29), so that
+// `automatic` takes the CUDA kernels.
+inline constexpr bool kCudaKernelsVerified = true;
 
 // Whether `policy` takes a CUDA kernel that supports the call.
 constexpr bool cuda_kernels_enabled(KernelPolicy policy) {
