@@ -184,8 +184,12 @@ cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
 }  // namespace
 
 int decode_num_splits(int batch, int heads_kv, int max_seqlen_k, int num_sms) {
+  // About 8 blocks per SM in all: 2-5 of these blocks fit an SM at once (their shared memory),
+  // so the grid runs in several waves and a last, partly filled one costs little. With 2 per SM
+  // (before), 64 sequences x 8 KV heads over 4096 keys took one split: 512 blocks, 1.3 waves of
+  // 396 on an H200, 71% of its memory bandwidth.
   const int blocks = std::max(1, batch * heads_kv);
-  const int want = detail::ceil_div(2 * std::max(num_sms, 1), blocks);
+  const int want = detail::ceil_div(8 * std::max(num_sms, 1), blocks);
   const int most = std::max(1, max_seqlen_k / 256);
   return std::max(1, std::min({want, most, 64}));
 }

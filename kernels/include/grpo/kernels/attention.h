@@ -93,7 +93,7 @@ struct DecodeParams {
   float* lse_accum = nullptr;  // (splits, B, Hq) fp32 workspace
 };
 
-// Enough splits to give every SM a few blocks, none shorter than 256 keys.
+// Enough splits for about 8 blocks per SM (several waves), none shorter than 256 keys, at most 64.
 int decode_num_splits(int batch, int heads_kv, int max_seqlen_k, int num_sms);
 // Query heads per KV head the decode kernel accepts.
 constexpr int kDecodeMaxGroup = 16;
