@@ -279,6 +279,13 @@ if [[ -z "${GRPO_GPU_RECIPE_ONLY:-}" ]]; then
       --response-len 448 --steps 3 || status=1
   done > "$out/bench_train.txt" 2>&1
   cat "$out/bench_train.txt"
+  # NCCL: one rank per GPU through grpo launch (the ProcessGroup's NCCL path: rendezvous,
+  # all-reduce, barrier), timed by bench allreduce; on a one-GPU host a world of one.
+  gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader 2> /dev/null | wc -l)
+  stamp "grpo launch --nproc-per-node $gpus -- bench allreduce (NCCL)"
+  timeout 90 "${run_env[@]}" "$grpo_bin" launch --nproc-per-node "$((gpus > 0 ? gpus : 1))" -- \
+    bench allreduce --device cuda --mb 1 64 256 > "$logs/bench_allreduce.txt" 2>&1 || status=1
+  cat "$logs/bench_allreduce.txt"
   if recipe_alive; then
     kill -CONT "$recipe_pid"
     stamp "recipe resumed"
