@@ -250,7 +250,23 @@ ProcessGroup::~ProcessGroup() {
     // destroying the backend would join it: leave both to the process exit that follows.
     (void)impl_->group.release();
     (void)impl_->store.release();
+    return;
   }
+#if GRPO_DIST_NCCL && GRPO_TORCH_AT_LEAST(2, 4)
+  // A normal end: PyTorch 2.x's NCCL backend otherwise aborts its communicators in its destructor
+  // while its watchdog thread still checks the last work, and prints a warning and an "unhandled
+  // system error" with a stack trace at every run's exit (seen on an H200 with 2.11). Not while an
+  // exception unwinds: shutdown() waits for the rank's outstanding collectives (2.6+), which a
+  // stopped peer may never finish; the destructor's abort is the right end there.
+  if (impl_ && impl_->group && impl_->backend == config::DistBackend::nccl &&
+      std::uncaught_exceptions() == 0) {
+    try {
+      static_cast<c10d::ProcessGroupNCCL*>(impl_->group.get())->shutdown();
+    } catch (const std::exception& e) {
+      log::debug("NCCL shutdown: ", e.what());
+    }
+  }
+#endif
 }
 
 int ProcessGroup::rank() const { return impl_->env.rank; }
