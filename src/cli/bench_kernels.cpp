@@ -126,55 +126,21 @@ void run(const BenchKernelsOptions& o) {
     row("decode attention", "sdpa",
         time_ms(o.repeat, [&] { at::scaled_dot_product_attention(q, kx, vx, {}, 0.0, false); }), 0,
         bytes);
-    // The kernel alone with each split count along the keys (`grpo` above takes
-    // kernels::decode_num_splits' choice, printed first): how the choice weighs a fuller last wave
-    // of blocks against the partial outputs' merge.
+    // Each split count along the keys (`grpo` above takes kernels::decode_num_splits' choice,
+    // printed first): how the choice weighs a fuller last wave of blocks against the partial
+    // outputs' merge.
     const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
     const int chosen =
         kernels::decode_num_splits(static_cast<int>(o.decode_batch), static_cast<int>(o.kv_heads),
                                    static_cast<int>(o.decode_len), sms);
-    const at::Tensor out = at::empty_like(q);
-    kernels::DecodeParams p;
-    p.batch = static_cast<int>(o.decode_batch);
-    p.heads_q = static_cast<int>(o.heads);
-    p.heads_kv = static_cast<int>(o.kv_heads);
-    p.head_dim = static_cast<int>(o.head_dim);
-    p.seqlen_k = static_cast<int>(o.decode_len);
-    p.scale = static_cast<float>(scale);
-    p.q = q.data_ptr();
-    p.q_batch_stride = q.stride(0);
-    p.q_head_stride = q.stride(1);
-    p.k = k.data_ptr();
-    p.k_batch_stride = k.stride(0);
-    p.k_head_stride = k.stride(1);
-    p.k_row_stride = k.stride(2);
-    p.v = v.data_ptr();
-    p.v_batch_stride = v.stride(0);
-    p.v_head_stride = v.stride(1);
-    p.v_row_stride = v.stride(2);
-    p.o = out.data_ptr();
-    p.o_batch_stride = out.stride(0);
-    p.o_head_stride = out.stride(1);
     std::vector<int> splits = {chosen};
     for (const int n : {1, 2, 3, 4, 6, 8, 16}) {
       if (n != chosen) splits.push_back(n);
     }
-    const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
     for (const int n : splits) {
-      const at::Tensor o_accum = at::empty({n, o.decode_batch, o.heads, o.head_dim}, f32);
-      const at::Tensor lse_accum = at::empty({n, o.decode_batch, o.heads}, f32);
-      p.num_splits = n;
-      p.o_accum = o_accum.data_ptr<float>();
-      p.lse_accum = lse_accum.data_ptr<float>();
       const std::string impl = std::to_string(n) + (n == chosen ? " split*" : " split");
-      const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
       row("decode attention", impl.c_str(),
-          time_ms(o.repeat,
-                  [&] {
-                    GRPO_CHECK(kernels::decode_attention(p, stream) == cudaSuccess,
-                               "decode kernel failed");
-                  }),
-          0, bytes);
+          time_ms(o.repeat, [&] { ops::decode_attention(q, k, v, scale, n); }), 0, bytes);
     }
   }
   {  // gating + permutation index

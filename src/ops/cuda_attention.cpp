@@ -195,8 +195,10 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
   }
 };
 
+// num_splits 0: kernels::decode_num_splits' choice.
 at::Tensor decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& key_start, const at::Tensor& key_end, double scale) {
+                  const at::Tensor& key_start, const at::Tensor& key_end, double scale,
+                  int num_splits = 0) {
   const int64_t b = q.size(0), hq = q.size(1), hkv = k.size(1), s = k.size(2), d = q.size(3);
   gk::DecodeParams p;
   p.dtype = kernel_dtype(q);
@@ -224,7 +226,8 @@ at::Tensor decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   p.o_batch_stride = o.stride(0);
   p.o_head_stride = o.stride(1);
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  p.num_splits = gk::decode_num_splits(p.batch, p.heads_kv, p.seqlen_k, sms);
+  p.num_splits =
+      num_splits > 0 ? num_splits : gk::decode_num_splits(p.batch, p.heads_kv, p.seqlen_k, sms);
   const at::Tensor o_accum = at::empty({p.num_splits, b, hq, d}, q.options().dtype(at::kFloat));
   const at::Tensor lse_accum = at::empty({p.num_splits, b, hq}, q.options().dtype(at::kFloat));
   p.o_accum = o_accum.data_ptr<float>();
@@ -277,6 +280,17 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
       AttentionFunction::apply(q, k, v, present(key_start), present(key_end), c10::nullopt,
                                c10::nullopt, q.size(2), k.size(2), q.size(0), scale);
   return o;
+}
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, int num_splits) {
+  GRPO_CHECK(attention_supported(q, k, v, {}) && q.size(2) == 1 && !needs_grad(q, k, v),
+             "decode_attention: want one query per sequence without gradients, as the decode "
+             "kernel takes (bf16/fp16 CUDA tensors, head dim 64 or 128), got q ",
+             q.sizes(), " ", q.scalar_type(), " on ", q.device());
+  GRPO_CHECK(num_splits >= 0, "decode_attention: num_splits ", num_splits, " < 0");
+  const c10::cuda::CUDAGuard guard(q.device());
+  return decode(q, k, v, {}, {}, scale, num_splits);
 }
 
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -184,6 +184,17 @@ bool cuda_kernels_for(const at::Tensor& x, KernelPolicy policy) {
 
 bool cpu_attention_linked() { return GRPO_CPU_ATTENTION; }
 
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, int num_splits) {
+#if GRPO_KERNELS_LINKED
+  return cuda::decode_attention(q, k, v, scale, num_splits);
+#else
+  (void)q, (void)k, (void)v, (void)scale, (void)num_splits;
+  GRPO_CHECK(false, "decode_attention needs the CUDA kernels, which this build did not link");
+  return {};
+#endif
+}
+
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
                             int64_t max_seqlen_q, int64_t max_seqlen_k, double scale) {

@@ -96,6 +96,21 @@ TEST(EmulatedKernels, AttentionPrefillAfterCacheAndDecode) {
   kc::check_attention(emulated(), {2, 4, 1, 1, 64, 128, at::kHalf, {}, {0, 20}});  // right pad
 }
 
+// The decode kernel at split counts chosen by the caller (ops::decode_attention, what
+// `grpo bench kernels` compares), including one that does not divide the keys evenly.
+TEST(EmulatedKernels, DecodeAttentionAtEachSplitCount) {
+  for (const int splits : {1, 3, 7}) {
+    kc::Backend be = emulated();
+    be.attention = [splits](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, const at::Tensor& mask) {
+      EXPECT_FALSE(mask.defined());
+      return ops::cuda::decode_attention(q, k, v, scale, splits);
+    };
+    SCOPED_TRACE(splits);
+    kc::check_attention(be, {2, 8, 2, 1, 600, 128, at::kBFloat16, {}, {}});
+  }
+}
+
 TEST(EmulatedKernels, VarlenAttentionMatchesPerSequenceReference) {
   kc::check_varlen_attention(emulated(), {1, 63, 100});
 }

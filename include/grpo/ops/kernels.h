@@ -45,6 +45,13 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
                             const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
                             int64_t max_seqlen_q, int64_t max_seqlen_k, double scale);
 
+// Decode attention (kernel only; throws without it): one query per sequence, q (B, Hq, 1, D),
+// over every key of k, v (B, Hkv, S, D), bf16/fp16 on a GPU, no gradients, split `num_splits`
+// ways along the keys (0: kernels::decode_num_splits' choice, what causal_attention takes).
+// For benchmarks that compare split counts. Returns (B, Hq, 1, D).
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, int num_splits = 0);
+
 // Expert GEMMs: rows offsets[e] .. offsets[e+1] of x (N*k, K) times weights[e]^T (weights[e]
 // (n, K), as nn::Linear stores it) -> (N*k, n). Differentiable in x and the weights. The
 // reference loops over experts with at::linear; the kernel path is one grouped cuBLAS call.
